@@ -1,0 +1,212 @@
+"""The sandboxed worker: the only process that runs student code.
+
+Started by :mod:`mlgrade.sandbox` as ``python -I -m mlgrade.worker CONFIG``. It confines
+itself before any student code exists in it (namespaces, cgroup, rlimits, then the
+unprivileged user), imports numpy and torch once, loads the submitted modules, and then
+answers requests on fd 3 with replies on fd 4, both in :mod:`mlgrade.wire` frames.
+
+Nothing here is trusted by the grading process: student code shares this process and can
+change any of it. What matters is that the grading process only ever decodes data from it.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import struct
+import sys
+import traceback
+import types
+
+REQUEST_FD, REPLY_FD = 3, 4
+CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
+MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 1, 2, 4
+PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def confine(cfg: dict) -> list[str]:
+    """Apply the sandbox, in an order that needs root first; returns what could not be applied."""
+    libc = _libc()
+    missing = []
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    is_root = os.geteuid() == 0
+    if cfg.get("cgroup_procs"):
+        for procs in cfg["cgroup_procs"]:
+            try:
+                with open(procs, "w") as fh:
+                    fh.write(str(os.getpid()))
+            except OSError:
+                missing.append(f"cgroup {procs}")
+    if is_root:
+        flags = CLONE_NEWNET | (CLONE_NEWNS if cfg.get("mask") else 0)
+        if libc.unshare(flags) != 0:
+            missing.append("namespaces")
+        elif cfg.get("mask"):
+            libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+            for path in cfg["mask"]:
+                if os.path.isdir(path):
+                    rc = libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, b"size=4k")
+                    if rc != 0:
+                        missing.append(f"mask {path}")
+    elif cfg.get("net_namespace", True):
+        # an unprivileged user namespace, where the kernel allows it, gives a network namespace too
+        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+            missing.append("network namespace")
+    limits = cfg["limits"]
+    mb = 1 << 20
+    for name, soft in (
+        ("RLIMIT_CPU", limits["cpu_seconds"]),
+        ("RLIMIT_FSIZE", limits["file_size_mb"] * mb),
+        ("RLIMIT_NPROC", limits["processes"]),
+        ("RLIMIT_CORE", 0),
+        ("RLIMIT_NOFILE", 256),
+        ("RLIMIT_AS", limits["address_space_mb"] * mb if limits.get("address_space_mb") else None),
+    ):
+        if soft is None:
+            continue
+        hard = soft + 5 if name == "RLIMIT_CPU" else soft
+        try:
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+        except (ValueError, OSError):
+            missing.append(name)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails instead of killing us
+    if is_root and cfg.get("uid") is not None:
+        os.setgroups([])
+        os.setgid(cfg["gid"])
+        os.setuid(cfg["uid"])
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    os.chdir(cfg["scratch"])
+    return missing
+
+
+def _student_frames(tb) -> str:
+    """The traceback restricted to frames of student code (no worker or library internals)."""
+    frames = [f for f in traceback.extract_tb(tb) if "/mlgrade/" not in f.filename and not f.filename.startswith("<frozen")]
+    return "".join(traceback.format_list(frames[-8:]))
+
+
+def error_record(exc: BaseException, kind: str = "exception") -> dict:
+    try:
+        message = str(exc)
+    except Exception:  # a student exception whose __str__ raises
+        message = "<unprintable>"
+    record = {"kind": kind, "type": type(exc).__name__, "message": message[:2000]}
+    if isinstance(exc, SyntaxError):
+        record.update(file=str(exc.filename), line=int(exc.lineno or 0))
+    else:
+        record["traceback"] = _student_frames(exc.__traceback__)[-4000:]
+    return record
+
+
+class Worker:
+    def __init__(self):
+        self.modules: dict[str, types.ModuleType] = {}
+        self.load_errors: dict[str, dict] = {}
+        self.objects: dict[int, object] = {}
+
+    def resolve(self, ref_id: int, keys: tuple):
+        obj = self.objects[ref_id]
+        for key in keys:
+            obj = obj[key]
+        return obj
+
+    def load(self, modules: list) -> dict:
+        import linecache
+
+        result = {}
+        for spec in modules:
+            name = spec["name"]
+            module = types.ModuleType(name)
+            module.__file__ = spec["file"]
+            sys.modules[name] = module
+            try:
+                for label, source in spec["chunks"]:
+                    linecache.cache[label] = (len(source), None, source.splitlines(True), label)
+                    exec(compile(source, label, "exec", dont_inherit=True), module.__dict__)
+            except BaseException as exc:  # SystemExit at import too
+                result[name] = error_record(exc, "load")
+                self.load_errors[name] = result[name]
+            else:
+                result[name] = None
+            self.modules[name] = module
+        return result
+
+    def handle(self, request: dict):
+        from mlgrade import probes
+
+        op = request["op"]
+        if op == "hello":
+            return {"pid": os.getpid(), "uid": os.getuid(), "missing": MISSING}
+        if op == "load":
+            return self.load(request["modules"])
+        if op == "probe":
+            probe = getattr(probes, request["probe"])
+            return probe(self, **request["kwargs"])
+        raise ValueError(f"unknown op {op!r}")
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def write_frame(fd: int, payload: bytes) -> None:
+    data = struct.pack("<Q", len(payload)) + payload
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+MISSING: list[str] = []
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    MISSING.extend(confine(cfg))
+    import numpy  # noqa: F401  imported once per worker, before any student code
+    if cfg.get("torch", True):
+        import torch
+
+        torch.set_num_threads(1)
+    from mlgrade import wire
+
+    worker = Worker()
+    while True:
+        try:
+            (n,) = struct.unpack("<Q", _read_exact(REQUEST_FD, 8))
+            request = wire.decode(_read_exact(REQUEST_FD, n), make_ref=worker.resolve)
+        except EOFError:
+            os._exit(0)
+        reply = {"id": request["id"]}
+        try:
+            reply["ok"], reply["value"] = True, worker.handle(request)
+            payload = wire.encode(reply)
+        except wire.UnsupportedValue as exc:
+            payload = wire.encode({"id": request["id"], "ok": False, "error": {"kind": "unsupported", "type": "UnsupportedValue", "message": str(exc)}})
+        except BaseException as exc:
+            from mlgrade.probes import ProbeError
+
+            kind = exc.kind if isinstance(exc, ProbeError) else "exception"
+            payload = wire.encode({"id": request["id"], "ok": False, "error": error_record(exc, kind)})
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        write_frame(REPLY_FD, payload)
+
+
+if __name__ == "__main__":
+    main()

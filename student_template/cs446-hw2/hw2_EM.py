@@ -1,0 +1,78 @@
+"""CS 446 / ECE 449, Homework 2, problem 1 in code (file hw2_EM.py).
+
+EM for a mixture of K Bernoulli distributions over D binary features:
+
+    p(x) = sum_k pi_k * prod_d P[k, d]**x_d * (1 - P[k, d])**(1 - x_d).
+
+Shapes used throughout (numpy float64 arrays):
+    X    (n, D)  data, every entry 0 or 1,
+    pi   (K,)    mixing weights, non-negative, summing to 1,
+    P    (K, D)  P[k, d] = probability that feature d is 1 under component k,
+    eta  (n, K)  responsibilities eta[i, k] = p(z_i = k | x_i).
+
+Work in the LOG DOMAIN. With D = 784 (28x28 binary images) the product over the
+784 features is routinely smaller than the smallest float64 (about 1e-308) and
+becomes 0, which turns the responsibilities into 0/0 = NaN. Compute
+log pi_k + sum_d [x_d log P[k, d] + (1 - x_d) log(1 - P[k, d])] instead, and
+normalise with ``scipy.special.logsumexp``. Your results must stay finite and
+exact for D = 784. Do not modify the input arrays.
+
+Keep every name and signature exactly as given; helper functions are allowed.
+"""
+
+import numpy as np
+from scipy.special import logsumexp
+
+
+def e_step(X, pi, P):
+    """E-step: the responsibilities of the components for every data point.
+
+    Arguments:
+        X: (n, D) array with entries in {0, 1}.
+        pi: (K,) mixing weights.
+        P: (K, D) Bernoulli parameters.
+
+    Returns:
+        eta: (n, K) array, eta[i, k] = pi_k p(x_i | P_k) / sum_j pi_j p(x_i | P_j).
+        Every ROW sums to 1 (normalise over the components, not over the data).
+        Compute it in the log domain (see the module docstring).
+    """
+    raise NotImplementedError
+
+
+def m_step(X, eta):
+    """M-step: the closed-form updates of problem 1(c).
+
+    Arguments:
+        X: (n, D) array with entries in {0, 1}.
+        eta: (n, K) responsibilities.
+
+    Returns:
+        (pi, P) with
+            pi[k]   = (sum_i eta[i, k]) / n                      shape (K,),
+            P[k, :] = (sum_i eta[i, k] x_i) / (sum_i eta[i, k])  shape (K, D).
+    """
+    raise NotImplementedError
+
+
+def log_likelihood(X, pi, P):
+    """The log-likelihood sum_i log sum_k pi_k p(x_i | P_k) of the data.
+
+    Returns:
+        a Python float. Compute it in the log domain (logsumexp over k).
+    """
+    raise NotImplementedError
+
+
+def em(X, pi0, P0, n_iter):
+    """Run n_iter iterations of EM starting from (pi0, P0).
+
+    One iteration is an E-step (with the current parameters) followed by an M-step.
+
+    Returns:
+        (pi, P, history): the parameters after the last iteration, and a list of
+        n_iter Python floats, history[t] = log_likelihood(X, pi, P) computed with
+        the parameters obtained at the end of iteration t. EM never decreases the
+        log-likelihood, so history must be non-decreasing. Do not modify pi0 or P0.
+    """
+    raise NotImplementedError
