@@ -56,6 +56,8 @@ def call(worker, target, args=(), kwargs=None, keep=False):
     before = {key: _digest(val) for key, val in named}
     value = fn(*args, **kwargs)
     mutated = [key for key, val in named if before[key] and _digest(val) != before[key]]
+    if not keep:
+        wire.encode(value, path="the returned value")  # names the culprit if it cannot travel
     return {"value": _keep(worker, value) if keep else value, "mutated": mutated}
 
 
@@ -75,6 +77,7 @@ def grad(worker, target, args=(), kwargs=None, wrt=(), grad_output=None):
         arg.requires_grad_(True)
         leaves.append(arg)
     out = fn(*args, **kwargs)
+    wire.encode(out, path="the returned value")
     if not isinstance(out, torch.Tensor):
         return {"value": out, "grads": None}
     if out.requires_grad:

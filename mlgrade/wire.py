@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,6 +53,7 @@ class Ref:
 
     id: int
     path: tuple = ()
+    mutated: tuple = field(default=(), compare=False)  # arguments the call modified in place
 
     def __getitem__(self, key) -> "Ref":
         if not isinstance(key, (int, str)):

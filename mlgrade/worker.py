@@ -3,7 +3,7 @@
 Started by :mod:`mlgrade.sandbox` as ``python -I -m mlgrade.worker CONFIG``. It confines
 itself before any student code exists in it (namespaces, cgroup, rlimits, then the
 unprivileged user), imports numpy and torch once, loads the submitted modules, and then
-answers requests on fd 3 with replies on fd 4, both in :mod:`mlgrade.wire` frames.
+answers requests on one pipe with replies on another, both in :mod:`mlgrade.wire` frames.
 
 Nothing here is trusted by the grading process: student code shares this process and can
 change any of it. What matters is that the grading process only ever decodes data from it.
@@ -20,7 +20,6 @@ import sys
 import traceback
 import types
 
-REQUEST_FD, REPLY_FD = 3, 4
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
 MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 1, 2, 4
 PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
@@ -174,6 +173,7 @@ MISSING: list[str] = []
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
+    request_fd, reply_fd = cfg["fds"]
     MISSING.extend(confine(cfg))
     import numpy  # noqa: F401  imported once per worker, before any student code
     if cfg.get("torch", True):
@@ -185,8 +185,8 @@ def main() -> None:
     worker = Worker()
     while True:
         try:
-            (n,) = struct.unpack("<Q", _read_exact(REQUEST_FD, 8))
-            request = wire.decode(_read_exact(REQUEST_FD, n), make_ref=worker.resolve)
+            (n,) = struct.unpack("<Q", _read_exact(request_fd, 8))
+            request = wire.decode(_read_exact(request_fd, n), make_ref=worker.resolve)
         except EOFError:
             os._exit(0)
         reply = {"id": request["id"]}
@@ -205,7 +205,7 @@ def main() -> None:
                 stream.flush()
             except Exception:
                 pass
-        write_frame(REPLY_FD, payload)
+        write_frame(reply_fd, payload)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,26 @@
+"""mlgrade: a sandboxed autograder toolkit for machine-learning homework.
+
+Grader files use this public API; everything else lives in modules named after their job:
+``loading`` (reading submissions), ``sandbox`` and ``worker`` (running student code),
+``wire`` (the data-only format between them), ``probes`` (trusted code run beside student
+code), ``compare`` (assert_close), ``results`` (the Gradescope pytest plugin), ``runner``,
+``validate`` and ``cli``.
+"""
+from mlgrade.compare import Mismatch, assert_close
+from mlgrade.grading import SubmissionError, assert_unchanged, check, fetch, reference, refuse, student
+from mlgrade.sandbox import Limits
+from mlgrade.wire import Ref
+
+__all__ = [
+    "Limits",
+    "Mismatch",
+    "Ref",
+    "SubmissionError",
+    "assert_close",
+    "assert_unchanged",
+    "check",
+    "fetch",
+    "reference",
+    "refuse",
+    "student",
+]

@@ -1,0 +1,147 @@
+"""The ``mlgrade`` command line: run, check, validate, list."""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from mlgrade import assignments
+from mlgrade.results import earned
+
+console = Console(highlight=False)
+
+
+def _table(outcome, title: str, show_output: bool = True) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("test")
+    table.add_column("score", justify="right")
+    table.add_column("", justify="center")
+    for t in outcome.tests:
+        got = earned(t)
+        mark = "[green]✓[/]" if t.passed and got == t.max_score else "[red]✗[/]"
+        vis = "" if t.visibility == "visible" else f" [dim]({t.visibility})[/]"
+        table.add_row(t.number or "", t.name + vis, f"{got:g}/{t.max_score:g}", mark)
+    return table
+
+
+def _print_failures(outcome) -> None:
+    for t in outcome.tests:
+        if not t.passed and t.output:
+            console.rule(f"[red]{t.name}", align="left")
+            console.print(t.output, markup=False)
+
+
+def _print_total(outcome) -> None:
+    res = outcome.results
+    maximum = sum(t.max_score for t in outcome.tests)
+    console.print(f"[bold]Score: {res['score']:g} / {maximum:g}[/]   ({res['execution_time']} s)")
+    if res["output"]:
+        console.print(res["output"], markup=False)
+
+
+def cmd_run(args) -> int:
+    from mlgrade.runner import grade
+
+    assignment = assignments.get(args.assignment)
+    outcome = grade(assignment, Path(args.submission), args.results, echo=args.verbose)
+    console.print(_table(outcome, f"{assignment.id}: {args.submission}"))
+    if args.verbose:
+        _print_failures(outcome)
+        if outcome.log.strip():
+            console.print(outcome.log, markup=False)
+    _print_total(outcome)
+    console.print(f"[dim]results written to {args.results}[/]")
+    return 0
+
+
+def _stage(assignment, files: list[str]) -> Path:
+    """Copy only the contract's files into a fresh folder (nothing else is graded)."""
+    staged = Path(tempfile.mkdtemp(prefix="mlgrade-check-"))
+    accepted = {name for f in assignment.files for name in f.accept}
+    candidates = [Path(f) for f in files] if files else [Path(name) for name in sorted(accepted)]
+    for path in candidates:
+        if path.name not in accepted:
+            raise SystemExit(f"mlgrade check: {path.name} is not a file of {assignment.id} "
+                             f"(expected one of {', '.join(sorted(accepted))})")
+        if path.is_file():
+            shutil.copy(path, staged / path.name)
+        elif files:
+            raise SystemExit(f"mlgrade check: {path} not found")
+    return staged
+
+
+def cmd_check(args) -> int:
+    from mlgrade.runner import grade
+
+    assignment = assignments.get(args.assignment)
+    staged = _stage(assignment, args.files)
+    try:
+        outcome = grade(assignment, staged, None, public_only=True)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    console.print(_table(outcome, f"{assignment.id}: public checks"))
+    _print_failures(outcome)
+    _print_total(outcome)
+    console.print("[dim]These are the public checks only; hidden tests on Gradescope check more.[/]")
+    return 0 if all(t.passed for t in outcome.tests) else 1
+
+
+def cmd_validate(args) -> int:
+    from mlgrade.validate import validate
+
+    assignment = assignments.get(args.assignment)
+    report = validate(assignment, only=args.only, console=console)
+    return 0 if report.ok else 1
+
+
+def cmd_list(args) -> int:
+    table = Table(title="mlgrade assignments", title_justify="left")
+    for col in ("id", "files", "exercises", "graders"):
+        table.add_column(col)
+    for a in assignments.catalogue():
+        files = ", ".join(" or ".join(f.accept) for f in a.files)
+        exercises = "\n".join(f"{k}: {', '.join(v)}" for k, v in a.exercises.items())
+        table.add_row(a.id, files, exercises, "yes" if a.has_graders() else "public checks only")
+    console.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlgrade", description="Sandboxed autograder for ML homework.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="grade one submission folder and write results.json")
+    p.add_argument("assignment")
+    p.add_argument("submission")
+    p.add_argument("--results", default="results.json", help="where to write results.json (default ./results.json)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show failure messages and pytest's log")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("check", help="student self-check: public checks on your files")
+    p.add_argument("assignment")
+    p.add_argument("files", nargs="*", help="your files (default: the assignment's files in this folder)")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("validate", help="reference 100%%, template 0%%, every mutant caught")
+    p.add_argument("assignment")
+    p.add_argument("--only", help="run only mutants whose name contains this")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("list", help="assignments and their exercises")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (assignments.UnknownAssignment, FileNotFoundError) as exc:
+        console.print(f"[red]mlgrade: {exc}[/]")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

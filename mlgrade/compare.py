@@ -1,0 +1,254 @@
+"""Comparison of a submission's values with expected ones: one entry point, assert_close.
+
+Modelled on torch.testing.assert_close: each kind of expected value (tensor, array, number,
+sequence, mapping) has a small pair class; pairs check attributes first (type, shape,
+dtype), then values, and return an error record; only :func:`assert_close` raises. Messages
+follow numpy.testing: tolerances, count and share of mismatches, the largest absolute and
+relative difference with its index, a few offending entries; every part bounded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Mismatch", "assert_close", "DEFAULT_TOLERANCES"]
+
+# (rtol, atol) by dtype, as torch.testing uses them
+DEFAULT_TOLERANCES = {
+    "float16": (1e-3, 1e-5), "bfloat16": (1.6e-2, 1e-5), "float32": (1.3e-6, 1e-5),
+    "float64": (1e-7, 1e-7), "complex64": (1.3e-6, 1e-5), "complex128": (1e-7, 1e-7),
+}
+SHOWN_ENTRIES = 4
+
+
+class Mismatch(AssertionError):
+    """A submitted value differs from the expected one; the message says how."""
+
+
+@dataclass
+class Error:
+    path: str
+    message: str
+
+
+def _torch():
+    import sys
+
+    return sys.modules.get("torch")
+
+
+def _is_tensor(x) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _kind(x) -> str:
+    if _is_tensor(x):
+        return "a torch.Tensor"
+    if isinstance(x, np.ndarray):
+        return "a numpy.ndarray"
+    if x is None:
+        return "None"
+    return f"a {type(x).__name__}"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.6g}"
+    return repr(v.item() if hasattr(v, "item") else v)
+
+
+def _index(idx) -> str:
+    return "(" + ", ".join(str(int(i)) for i in idx) + ")" if len(idx) != 1 else f"[{int(idx[0])}]"
+
+
+@dataclass
+class Options:
+    rtol: float | None
+    atol: float | None
+    equal_nan: bool
+    check_dtype: bool | str
+
+
+def _values(actual: np.ndarray, expected: np.ndarray, opts: Options, dtype_name: str) -> str | None:
+    """Compare two same-shape arrays; the numpy.testing-style report, or None when close."""
+    rtol, atol = DEFAULT_TOLERANCES.get(dtype_name, (0.0, 0.0))
+    rtol = rtol if opts.rtol is None else opts.rtol
+    atol = atol if opts.atol is None else opts.atol
+    if actual.dtype == bool or expected.dtype == bool:
+        a, e = actual.astype(bool), expected.astype(bool)
+        bad = a != e
+        if not bad.any():
+            return None
+        return _report(bad, a, e, None, None, "Mismatched")
+    kind = np.complex128 if np.iscomplexobj(actual) or np.iscomplexobj(expected) else np.float64
+    a = actual.astype(kind)
+    e = expected.astype(kind)
+    a_nan, e_nan = np.isnan(a), np.isnan(e)
+    if (a_nan & ~e_nan).any():
+        bad = a_nan & ~e_nan
+        return _report(bad, a, e, None, None, "NaN where a number was expected:", nan=True)
+    if (np.isinf(a) & ~np.isinf(e)).any():
+        bad = np.isinf(a) & ~np.isinf(e)
+        return _report(bad, a, e, None, None, "inf where a finite number was expected:", nan=True)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(a - e)
+        same_inf = np.isinf(a) & np.isinf(e) & (a == e)
+        diff = np.where(same_inf, 0.0, diff)
+        bad = ~(diff <= atol + rtol * np.abs(e))
+        if opts.equal_nan:
+            bad &= ~(a_nan & e_nan)
+        else:
+            bad |= e_nan & ~a_nan
+    if not bad.any():
+        return None
+    return _report(bad, a, e, rtol, atol, "Not equal to tolerance")
+
+
+def _report(bad, a, e, rtol, atol, header, nan=False) -> str:
+    n_bad, n = int(bad.sum()), bad.size
+    lines = []
+    if rtol is not None:
+        lines.append(f"{header} rtol={rtol:g}, atol={atol:g}")
+    else:
+        lines.append(header)
+    lines.append(f"Mismatched elements: {n_bad} / {n} ({100.0 * n_bad / n:.3g}%)")
+    if not nan and np.issubdtype(a.dtype, np.number) and a.dtype != bool:
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            diff = np.abs(a - e)
+            diff = np.where(np.isnan(diff), np.inf, diff)
+            rel = np.where(e != 0, diff / np.abs(e), np.inf)
+        masked = np.where(bad, diff, -1.0)
+        worst = np.unravel_index(int(np.argmax(masked)), bad.shape) if bad.ndim else ()
+        worst_rel = np.unravel_index(int(np.argmax(np.where(bad, rel, -1.0))), bad.shape) if bad.ndim else ()
+        lines.append(f"Max absolute difference: {_fmt(diff[worst])} at index {_index(worst)}"
+                     f" (got {_fmt(a[worst])}, expected {_fmt(e[worst])})")
+        lines.append(f"Max relative difference: {_fmt(rel[worst_rel])} at index {_index(worst_rel)}")
+    shown = np.argwhere(bad)[:SHOWN_ENTRIES]
+    if bad.ndim and len(shown):
+        lines.append("First mismatches (index: got vs expected):")
+        for idx in shown:
+            idx = tuple(idx)
+            lines.append(f"  {_index(idx)}: {_fmt(a[idx])} vs {_fmt(e[idx])}")
+    elif not bad.ndim:
+        lines.append(f"got {_fmt(a)}, expected {_fmt(e)}")
+    return "\n".join(lines)
+
+
+def _shape_message(actual_shape, expected_shape) -> str:
+    msg = f"shape mismatch: expected {tuple(expected_shape)}, got {tuple(actual_shape)}"
+    if len(actual_shape) == 2 and tuple(actual_shape) == tuple(expected_shape)[::-1]:
+        msg += " (the transpose of the expected shape)"
+    elif int(np.prod(actual_shape)) == int(np.prod(expected_shape)):
+        msg += " (same number of elements: a reshape or flatten differs)"
+    return msg
+
+
+def _dtype_ok(actual_dtype: str, expected_dtype: str, check) -> bool:
+    if check is False:
+        return True
+    if check == "kind":
+        kinds = {"b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex"}
+        norm = lambda d: "float" if d == "bfloat16" else kinds[np.dtype(d).kind]  # noqa: E731
+        return norm(actual_dtype) == norm(expected_dtype)
+    return actual_dtype == expected_dtype
+
+
+def _compare_tensor(actual, expected, path, opts) -> Error | None:
+    if not _is_tensor(actual):
+        return Error(path, f"expected a torch.Tensor, got {_kind(actual)}")
+    if tuple(actual.shape) != tuple(expected.shape):
+        return Error(path, _shape_message(actual.shape, expected.shape))
+    a_dt, e_dt = str(actual.dtype).removeprefix("torch."), str(expected.dtype).removeprefix("torch.")
+    if not _dtype_ok(a_dt, e_dt, opts.check_dtype):
+        return Error(path, f"dtype mismatch: expected {e_dt}, got {a_dt}")
+    msg = _values(actual.detach().cpu().float().numpy() if a_dt == "bfloat16" else actual.detach().cpu().numpy(),
+                  expected.detach().cpu().float().numpy() if e_dt == "bfloat16" else expected.detach().cpu().numpy(),
+                  opts, e_dt)
+    return Error(path, msg) if msg else None
+
+
+def _as_array(actual):
+    """A list/tuple of numbers where an ndarray was expected is accepted as array-like."""
+    if isinstance(actual, np.ndarray):
+        return actual, True
+    if isinstance(actual, (list, tuple)) or isinstance(actual, (int, float, np.generic)) and not isinstance(actual, bool):
+        try:
+            arr = np.asarray(actual)
+        except (ValueError, TypeError):
+            return None, False
+        if arr.dtype.kind in "biufc":
+            return arr, False
+    return None, False
+
+
+def _compare_array(actual, expected, path, opts) -> Error | None:
+    arr, had_dtype = _as_array(actual)
+    if arr is None:
+        return Error(path, f"expected a numpy.ndarray, got {_kind(actual)}")
+    if arr.shape != expected.shape:
+        return Error(path, _shape_message(arr.shape, expected.shape))
+    if had_dtype and not _dtype_ok(arr.dtype.name, expected.dtype.name, opts.check_dtype):
+        return Error(path, f"dtype mismatch: expected {expected.dtype}, got {arr.dtype}")
+    msg = _values(arr, expected, opts, expected.dtype.name)
+    return Error(path, msg) if msg else None
+
+
+def _compare_number(actual, expected, path, opts) -> Error | None:
+    if isinstance(actual, np.ndarray) and actual.ndim == 0:
+        actual = actual[()]
+    if _is_tensor(actual) or isinstance(actual, (str, bytes)) or not isinstance(actual, (int, float, complex, np.number, np.bool_)):
+        return Error(path, f"expected a number ({type(expected).__name__}), got {_kind(actual)}")
+    dtype = "float64" if isinstance(expected, float) else np.asarray(expected).dtype.name
+    msg = _values(np.asarray(actual), np.asarray(expected), opts, dtype)
+    return Error(path, msg) if msg else None
+
+
+def _compare(actual, expected, path, opts) -> Error | None:
+    if _is_tensor(expected):
+        return _compare_tensor(actual, expected, path, opts)
+    if isinstance(expected, np.ndarray):
+        return _compare_array(actual, expected, path, opts)
+    if isinstance(expected, (bool, int, float, complex, np.number, np.bool_)):
+        return _compare_number(actual, expected, path, opts)
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(actual, (list, tuple)):
+            return Error(path, f"expected a {type(expected).__name__} of {len(expected)} items, got {_kind(actual)}")
+        if len(actual) != len(expected):
+            return Error(path, f"expected {len(expected)} items, got {len(actual)}")
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            err = _compare(a, e, f"{path}[{i}]", opts)
+            if err:
+                return err
+        return None
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return Error(path, f"expected a dict, got {_kind(actual)}")
+        if set(actual) != set(expected):
+            return Error(path, f"expected keys {sorted(expected)}, got {sorted(actual)}")
+        for k in expected:
+            err = _compare(actual[k], expected[k], f"{path}[{k!r}]", opts)
+            if err:
+                return err
+        return None
+    if expected is None or isinstance(expected, str):
+        return None if actual == expected and type(actual) is type(expected) else Error(path, f"expected {expected!r}, got {_kind(actual)}")
+    raise TypeError(f"assert_close cannot compare expected values of type {type(expected).__name__}")
+
+
+def assert_close(actual, expected, *, rtol: float | None = None, atol: float | None = None,
+                 equal_nan: bool = False, check_dtype: bool | str = True, name: str = "result") -> None:
+    """Raise :class:`Mismatch` unless ``actual`` matches ``expected`` within tolerances.
+
+    ``expected`` sets the kind: tensors need tensors, arrays accept array-likes, numbers
+    accept numbers and 0-d arrays, sequences and dicts are compared item by item.
+    ``check_dtype``: True (exact), "kind" (float/int/bool/complex) or False.
+    Tolerances default by dtype as in torch.testing; ``|actual - expected| <= atol + rtol * |expected|``.
+    """
+    if rtol is not None and atol is None:
+        atol = 0.0 if rtol == 0 else None
+    err = _compare(actual, expected, name, Options(rtol, atol, equal_nan, check_dtype))
+    if err:
+        raise Mismatch(f"{err.path}: {err.message}")
+

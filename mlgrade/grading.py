@@ -1,0 +1,266 @@
+"""What a grader file uses: the submission as a remote module, the reference, ``check``.
+
+    hw6 = student("hw6")            # calls run in the sandboxed worker
+    ref = reference("hw6.py")       # the reference, imported in the grading process
+
+    @check("viterbi: three-urn worked example", weight=2)
+    def test_viterbi_urns():
+        assert_close(hw6.viterbi(A, B, pi, O), ref.viterbi(A, B, pi, O), check_dtype="kind")
+
+Every failure caused by the submission (not submitted, syntax error, missing name,
+exception, timeout, dead worker, a value that cannot travel) is a :class:`SubmissionError`
+whose message is meant for the student.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from mlgrade import wire
+from mlgrade.loading import ModuleSource, names_used
+from mlgrade.sandbox import CallTimeout, Sandbox, WorkerDied
+
+__all__ = ["SubmissionError", "assert_unchanged", "check", "current", "fetch", "reference", "refuse", "student", "GradingSession"]
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+MSG_DIED = "{call} stopped the worker: {reason}"
+MSG_TIMEOUT = "{call} {reason}"
+MSG_MISSING = "{file} does not define `{name}`"
+MSG_LOAD = "{file} could not be loaded: {detail}"
+MSG_RAISED = "{call} raised {type}: {message}"
+
+
+class SubmissionError(AssertionError):
+    """A failure of the submission, with a message for the student."""
+
+
+@dataclass
+class GradingSession:
+    """One submission being graded: its modules, its sandbox, and the calls of the current test."""
+
+    assignment: object
+    modules: dict[str, ModuleSource]
+    sandbox: Sandbox | None
+    calls: list[str] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
+
+    def module(self, name: str) -> ModuleSource:
+        if name not in self.modules:
+            raise KeyError(f"the assignment has no file for module {name!r} (files: {', '.join(self.modules)})")
+        return self.modules[name]
+
+    def begin_test(self) -> None:
+        self.calls.clear()
+        self.output.clear()
+
+    def close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.close()
+
+
+_current: GradingSession | None = None
+
+
+def current() -> GradingSession:
+    if _current is None:
+        raise RuntimeError("no submission is being graded (run graders through `mlgrade run` or `mlgrade check`)")
+    return _current
+
+
+def set_current(session: GradingSession | None) -> None:
+    global _current
+    _current = session
+
+
+def _describe_call(name: str, args, kwargs) -> str:
+    parts = [wire.describe(a) for a in args] + [f"{k}={wire.describe(v)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def _error_message(module: ModuleSource | None, call: str, error: dict) -> str:
+    kind = error.get("kind")
+    if kind == "missing" and module:
+        return error["message"].replace(f"{module.name} has no attribute", f"{module.file} does not define")
+    if kind == "load":
+        detail = _load_detail(error)
+        return MSG_LOAD.format(file=module.file, detail=detail)
+    if kind == "unsupported":
+        return f"{call}: {error['message']}"
+    if error.get("type") == "NotImplementedError":
+        return f"{call.split('(')[0]} is not implemented yet (it raises NotImplementedError)"
+    if error.get("type") == "SystemExit":
+        return f"{call} called sys.exit({error['message']}) instead of returning a value"
+    message = MSG_RAISED.format(call=call, type=error.get("type"), message=error.get("message", ""))
+    if error.get("traceback"):
+        message += "\nTraceback (your code, most recent call last):\n" + error["traceback"]
+    return message
+
+
+def _load_detail(error: dict) -> str:
+    detail = f"{error.get('type')}: {error.get('message')}"
+    if error.get("traceback"):
+        detail += "\n" + error["traceback"]
+    elif error.get("line"):
+        detail = f"{error.get('file')}, line {error['line']}: {detail}"
+    return detail
+
+
+def _run(module_name: str, probe: str, display: str, timeout: float | None, **kwargs):
+    session = current()
+    module = session.module(module_name) if module_name else None
+    if module and module.error:
+        raise SubmissionError(module.error.message)
+    call = display
+    session.calls.append(call)
+    sandbox = session.sandbox
+    try:
+        sandbox.ensure_started()
+        if module and module_name in sandbox.load_errors:
+            raise SubmissionError(_error_message(module, call, {"kind": "load", **sandbox.load_errors[module_name]}))
+        reply = sandbox.call(probe, timeout=timeout, **kwargs)
+    except CallTimeout as exc:
+        _keep_output(session, exc.output)
+        raise SubmissionError(MSG_TIMEOUT.format(call=call, reason=exc.reason)) from None
+    except WorkerDied as exc:
+        _keep_output(session, exc.output)
+        raise SubmissionError(MSG_DIED.format(call=call, reason=exc.reason)) from None
+    _keep_output(session, reply.output)
+    if not reply.ok:
+        raise SubmissionError(_error_message(module, call, reply.error))
+    return reply.value
+
+
+def _keep_output(session: GradingSession, output: str) -> None:
+    if output:
+        session.output.append(output)
+
+
+@dataclass
+class CallResult:
+    value: object
+    mutated: list  # indices or names of arguments the call modified in place
+
+
+class RemoteFunction:
+    """A function or class of the submission; calling it runs it in the worker."""
+
+    def __init__(self, module: str, path: tuple[str, ...], timeout: float | None = None):
+        self._module, self._path, self._timeout = module, path, timeout
+
+    @property
+    def name(self) -> str:
+        return ".".join(self._path)
+
+    def within(self, seconds: float) -> "RemoteFunction":
+        """The same function with another wall-clock limit per call."""
+        return RemoteFunction(self._module, self._path, seconds)
+
+    def call(self, *args, **kwargs) -> CallResult:
+        out = _run(self._module, "call", _describe_call(self.name, args, kwargs), self._timeout,
+                   target=[self._module, *self._path], args=list(args), kwargs=kwargs)
+        return CallResult(out["value"], out["mutated"])
+
+    def __call__(self, *args, **kwargs):
+        return self.call(*args, **kwargs).value
+
+    def remote(self, *args, **kwargs) -> wire.Ref:
+        """Call, keeping the result in the worker; index the Ref and pass it to later calls."""
+        out = _run(self._module, "call", _describe_call(self.name, args, kwargs), self._timeout,
+                   target=[self._module, *self._path], args=list(args), kwargs=kwargs, keep=True)
+        return wire.Ref(out["value"]["ref"], mutated=tuple(out["mutated"]))
+
+    def grad(self, *args, wrt=(), grad_output=None, **kwargs):
+        """(output, [gradient of each argument in ``wrt``, None where none reached it])."""
+        out = _run(self._module, "grad", _describe_call(self.name, args, kwargs), self._timeout,
+                   target=[self._module, *self._path], args=list(args), kwargs=kwargs, wrt=list(wrt),
+                   grad_output=grad_output)
+        if out["grads"] is None:
+            raise SubmissionError(f"{self.name} returned {wire.describe(out['value'])}, not a torch.Tensor: "
+                                  "no gradient can flow through it")
+        return out["value"], out["grads"]
+
+    def parameters(self) -> list | None:
+        """[name, kind, has_default] per parameter of the submitted callable."""
+        return _run(self._module, "signature", f"inspect.signature({self.name})", self._timeout,
+                    target=[self._module, *self._path])
+
+    def __getattr__(self, attr: str) -> "RemoteFunction":
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return RemoteFunction(self._module, self._path + (attr,), self._timeout)
+
+
+class StudentModule:
+    """The submitted module ``name`` (file stem), as seen from the grading process."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> RemoteFunction:
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return RemoteFunction(self._name, (attr,))
+
+    def uses(self, *names: str) -> list[str]:
+        """Places in the submitted source (what the worker runs) that mention any of ``names``."""
+        module = current().module(self._name)
+        if module.error:
+            raise SubmissionError(module.error.message)
+        return [f"`{n}` ({label}, line {line})" for n, label, line in names_used(module.chunks, set(names))]
+
+
+def assert_unchanged(result: CallResult | wire.Ref, function: str, names: list[str]) -> None:
+    """Fail when the call modified any of its arguments in place (``names`` by position)."""
+    mutated = [names[k] if isinstance(k, int) and k < len(names) else str(k) for k in result.mutated]
+    if mutated:
+        raise SubmissionError(f"{function} modified its argument(s) {', '.join(mutated)} in place; "
+                              "the caller's arrays must stay as they were (work on a copy)")
+
+
+def refuse(module: StudentModule, function: str, names: dict[str, str]) -> None:
+    """Fail when the submission's source uses a refused API; ``names`` maps name -> what it is."""
+    found = module.uses(*names)
+    if found:
+        first = found[0].split("`")[1]
+        raise SubmissionError(f"{function} must not use {names[first]}: found {', '.join(found[:3])}")
+
+
+def student(module_name: str) -> StudentModule:
+    return StudentModule(module_name)
+
+
+def fetch(ref: wire.Ref):
+    """The value of an object kept in the worker by :meth:`RemoteFunction.remote`."""
+    return _run(None, "fetch", "fetching a kept result", None, ref=ref)
+
+
+def reference(file_name: str):
+    """Import ``reference/<assignment>/<file_name>`` into the grading process (cached)."""
+    path = Path(current().assignment.reference_dir or "") / file_name
+    key = f"mlgrade_reference.{path.parent.name}.{path.stem}"
+    if key in sys.modules:
+        return sys.modules[key]
+    if not path.is_file():
+        raise FileNotFoundError(f"no reference {path} (graders need the instructor's checkout or zip)")
+    spec = importlib.util.spec_from_file_location(key, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def check(name: str, *, weight: float = 1.0, visibility: str = "visible", number: str | None = None, tags=()):
+    """Declare a graded test: its name (``"<contract name>: <what it checks>"``), points and visibility.
+
+    ``name`` may use the test's parameters: ``"viterbi: random HMM, T={T}"``. Equivalent
+    gradescope-utils decorators (``@weight``, ``@visibility``, ``@number``, ``@tags``) work too.
+    """
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"check({name!r}): visibility must be one of {VISIBILITIES}, not {visibility!r}")
+    if ": " not in name:
+        raise ValueError(f"check({name!r}): a name is '<contract name>: <what it checks>'")
+    return pytest.mark.mlgrade(name=name, weight=float(weight), visibility=visibility, number=number, tags=tuple(tags))

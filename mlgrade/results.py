@@ -1,0 +1,231 @@
+"""pytest plugin: grade with the sandbox and write Gradescope's results.json.
+
+Modelled on pytest's junitxml: the plugin object is registered by the runner,
+``pytest_runtest_logreport`` collects, ``pytest_sessionfinish`` kills every worker process
+and then writes the file once, atomically. Scoring and visibility rules live in
+:func:`score`, not in the serializer.
+
+Tests declare themselves with :func:`mlgrade.check` (or gradescope-utils' decorators).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pytest
+
+from mlgrade.grading import VISIBILITIES, GradingSession, SubmissionError, set_current
+
+__all__ = ["GradescopePlugin", "TestResult", "score", "write_results"]
+
+MSG_INTERNAL = "internal error in the grader ({type}); this is not your fault: please tell your instructor"
+MAX_TEST_OUTPUT = 6000
+
+
+@dataclass
+class TestResult:
+    name: str
+    max_score: float
+    visibility: str = "visible"
+    number: str | None = None
+    tags: tuple = ()
+    hide_errors: str | None = None
+    passed: bool | None = None
+    fraction: float | None = None  # partial credit declared by the test
+    output: str = ""
+    nodeid: str = ""
+
+
+@dataclass
+class Credit:
+    """Partial credit: a test sets ``credit.fraction`` (0..1) before it may fail."""
+
+    fraction: float | None = None
+
+
+def score(results: list[TestResult]) -> tuple[float, float]:
+    """(score, max_score): a passed test earns its weight, a failed one its declared fraction."""
+    total = maximum = 0.0
+    for r in results:
+        maximum += r.max_score
+        total += earned(r)
+    return min(total, maximum), maximum
+
+
+def earned(r: TestResult) -> float:
+    fraction = r.fraction if r.fraction is not None else (1.0 if r.passed else 0.0)
+    return r.max_score * min(max(fraction, 0.0), 1.0)
+
+
+def to_gradescope(results: list[TestResult], seconds: float, output: str) -> dict:
+    total, _ = score(results)
+    return {
+        "score": round(total, 6),
+        "execution_time": int(round(seconds)),
+        "output": output,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [
+            {
+                "name": r.name,
+                **({"number": r.number} if r.number else {}),
+                "score": round(earned(r), 6),
+                "max_score": r.max_score,
+                "status": "passed" if r.passed and earned(r) == r.max_score else "failed",
+                "output": r.output,
+                "visibility": r.visibility,
+                **({"tags": list(r.tags)} if r.tags else {}),
+            }
+            for r in results
+        ],
+    }
+
+
+def write_results(path: str, data: dict) -> None:
+    """Write results.json atomically (a reader never sees a partial file)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".results-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _seed(nodeid: str) -> int:
+    return int.from_bytes(hashlib.sha256(nodeid.encode()).digest()[:8], "little")
+
+
+class GradescopePlugin:
+    def __init__(self, session: GradingSession, contract_names: list[str]):
+        self.session = session
+        self.contract_names = contract_names
+        self.results: dict[str, TestResult] = {}
+        self.internal_errors: list[str] = []
+        self.start = time.monotonic()
+        self.finished = False
+
+    # -- fixtures ------------------------------------------------------------------------
+
+    @pytest.fixture
+    def rng(self, request) -> np.random.Generator:
+        """A numpy Generator seeded by the test's id: the same inputs on every run."""
+        return np.random.default_rng(_seed(request.node.nodeid))
+
+    @pytest.fixture
+    def seed(self, request) -> int:
+        return _seed(request.node.nodeid) % 2**31
+
+    @pytest.fixture
+    def credit(self, request) -> Credit:
+        c = Credit()
+        request.node.stash[CREDIT] = c
+        return c
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def pytest_configure(self, config):
+        config.addinivalue_line("markers", "mlgrade(name, weight, visibility, number, tags): a graded test")
+        set_current(self.session)
+
+    def pytest_collection_modifyitems(self, session, config, items):
+        for index, item in enumerate(items):
+            self.results[item.nodeid] = self._declare(item, index)
+
+    def _declare(self, item, index: int) -> TestResult:
+        marker = item.get_closest_marker("mlgrade")
+        fn = getattr(item, "function", None)
+        if marker is None:
+            raise pytest.UsageError(f"{item.nodeid}: graded tests need @check('<contract name>: <what>')")
+        kw = marker.kwargs
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        name = kw["name"]
+        if "{" in name:
+            name = name.format(**params)
+        elif params:
+            name = f"{name} [{item.callspec.id}]"
+        prefix = name.split(": ", 1)[0]
+        if prefix not in self.contract_names:
+            raise pytest.UsageError(f"{item.nodeid}: test name {name!r} must begin with a contract name "
+                                    f"({', '.join(self.contract_names)})")
+        visibility = getattr(fn, "__visibility__", kw.get("visibility", "visible"))
+        if visibility not in VISIBILITIES:
+            raise pytest.UsageError(f"{item.nodeid}: unknown visibility {visibility!r}")
+        number = getattr(fn, "__number__", kw.get("number"))
+        if number is None:
+            number = f"{self.contract_names.index(prefix) + 1}.{index + 1}"
+        return TestResult(
+            name=name,
+            max_score=float(getattr(fn, "__weight__", kw.get("weight", 1.0))),
+            visibility=visibility,
+            number=str(number),
+            tags=tuple(getattr(fn, "__tags__", kw.get("tags", ()))),
+            hide_errors=getattr(fn, "__hide_errors__", None),
+            nodeid=item.nodeid,
+        )
+
+    def pytest_runtest_setup(self, item):
+        self.session.begin_test()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        result = self.results.get(item.nodeid)
+        if result is None:
+            return report
+        if report.failed:
+            result.passed = False
+            result.output = self._failure_output(result, call.excinfo)
+        elif call.when == "call" and report.passed and result.passed is None:
+            result.passed = True
+        if call.when == "call" or report.failed:
+            credit = item.stash.get(CREDIT, None)
+            if credit is not None and credit.fraction is not None:
+                result.fraction = credit.fraction
+            printed = "".join(self.session.output)
+            if printed and result.passed:
+                result.output = "Your code printed:\n" + printed
+        return report
+
+    def _failure_output(self, result: TestResult, excinfo) -> str:
+        exc = excinfo.value if excinfo else None
+        if isinstance(exc, AssertionError):
+            message = str(exc) or "check failed"
+        elif exc is not None and isinstance(exc, pytest.skip.Exception):
+            message = str(exc.msg)
+        else:
+            message = MSG_INTERNAL.format(type=type(exc).__name__)
+            self.internal_errors.append(f"{result.name}:\n{''.join(traceback.format_exception(exc))}")
+        if result.hide_errors:
+            message = result.hide_errors
+        elif self.session.calls and not isinstance(exc, SubmissionError):
+            message += f"\nChecked with: {self.session.calls[-1]}"
+        printed = "".join(self.session.output)
+        if printed:
+            message += "\nYour code printed:\n" + printed
+        if len(message) > MAX_TEST_OUTPUT:
+            message = message[:MAX_TEST_OUTPUT] + "\n... (truncated)"
+        return message
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        # every process that ran student code dies before any result is written
+        self.session.close()
+        set_current(None)
+        self.finished = True
+
+    def ordered(self) -> list[TestResult]:
+        return list(self.results.values())
+
+    def as_dict(self) -> list[dict]:
+        return [asdict(r) for r in self.ordered()]
+
+
+CREDIT = pytest.StashKey[Credit]()

@@ -1,0 +1,92 @@
+"""Grade one submission: load it, start its sandbox, run the graders with pytest, write results.
+
+The grading process imports pytest, the graders and the reference; the submission only
+ever reaches the worker. pytest collects the graders' folder and the package's public
+checks, never the submission folder, with a configuration of its own (no ini file,
+conftest or plugin from elsewhere).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlgrade.assignments import Assignment
+from mlgrade.grading import GradingSession
+from mlgrade.results import GradescopePlugin, TestResult, to_gradescope, write_results
+from mlgrade.sandbox import Sandbox
+
+__all__ = ["Outcome", "grade"]
+
+PYTEST_INI = Path(__file__).with_name("pytest-grading.ini")
+
+
+@dataclass
+class Outcome:
+    results: dict  # Gradescope's results.json content
+    tests: list[TestResult]
+    log: str  # pytest's own output and grader tracebacks, for instructors
+    sandbox_report: object = None
+
+
+def _summary(assignment: Assignment, modules, sandbox: Sandbox | None) -> str:
+    lines = []
+    for m in modules:
+        if m.error:
+            lines.append(m.error.message + ".")
+        elif m.file.endswith(".ipynb"):
+            cells = len(m.chunks)
+            lines.append(f"Graded {m.file}: the imports, functions, classes and constants of {cells} code "
+                         "cell(s); other statements (training loops, plots, prints) were not run.")
+        else:
+            lines.append(f"Graded {m.file}.")
+    if sandbox is not None:
+        for name, err in sandbox.load_errors.items():
+            lines.append(f"{name}: could not be loaded ({err.get('type')}: {err.get('message', '')[:300]}).")
+    return "\n".join(lines)
+
+
+def grade(assignment: Assignment, submission_dir: Path, results_path: str | None = None,
+          public_only: bool = False, echo: bool = False) -> Outcome:
+    """Grade ``submission_dir``; write results.json to ``results_path`` when given."""
+    start = time.monotonic()
+    modules = assignment.load_submission(Path(submission_dir))
+    runnable = [m.spec() for m in modules if m.error is None]
+    sandbox = Sandbox(runnable, assignment.limits, assignment.protected_paths()) if runnable else None
+    if sandbox:
+        sandbox.start_async()
+    session = GradingSession(assignment, {m.name: m for m in modules}, sandbox)
+    names = [n for fs in assignment.exercises.values() for n in fs] + [f.name for f in assignment.files]
+    plugin = GradescopePlugin(session, names)
+    paths = [str(p) for p in assignment.public_tests()]
+    if not public_only:
+        if not assignment.has_graders():
+            raise FileNotFoundError(f"no graders for {assignment.id} under {assignment.graders_dir} "
+                                    "(instructor checkout or autograder zip needed; students use `mlgrade check`)")
+        paths.append(str(assignment.graders_dir))
+    args = [*paths, "-c", str(PYTEST_INI), f"--rootdir={PYTEST_INI.parent}", "--import-mode=importlib",
+            "-p", "no:cacheprovider", "--assert=plain", "-q", "--tb=short", "-rN",
+            f"--confcutdir={assignment.graders_dir or assignment.package_dir}"]
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sys.stdout if echo else buffer):
+            exit_code = pytest.main(args, plugins=[plugin])
+    finally:
+        session.close()
+    log = buffer.getvalue()
+    if plugin.internal_errors:
+        log += "\n\nGrader errors:\n" + "\n".join(plugin.internal_errors)
+    tests = plugin.ordered()
+    output = _summary(assignment, modules, sandbox)
+    if exit_code not in (0, 1) or not tests:
+        output += "\nThe autograder itself failed; your instructor has been told. No score was given."
+        log += f"\npytest exit code {exit_code}"
+    results = to_gradescope(tests, time.monotonic() - start, output)
+    if results_path:
+        write_results(results_path, results)
+    return Outcome(results, tests, log, sandbox.report if sandbox else None)

@@ -1,0 +1,146 @@
+"""``mlgrade validate``: grade the graders.
+
+The reference must score 100%, the blank template 0%, and every mutant under
+``tests/mutants/<assignment>/`` must lose points on each test it names. A mutant is a TOML
+file: ``description``, ``file``, ``must_fail`` (test-name prefixes) and ``[[replace]]``
+tables of ``old``/``new`` text applied to the reference file (``old`` must occur once).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from mlgrade.runner import grade
+
+__all__ = ["Mutant", "MutantError", "load_mutants", "apply_mutant", "validate", "check_mutant"]
+
+
+class MutantError(ValueError):
+    pass
+
+
+@dataclass
+class Mutant:
+    name: str
+    description: str
+    file: str
+    must_fail: list[str]
+    replace: list[dict]
+
+
+@dataclass
+class Verdict:
+    submission: str
+    ok: bool
+    score: float
+    max_score: float
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.verdicts) and all(v.ok for v in self.verdicts)
+
+
+def load_mutants(folder: Path) -> list[Mutant]:
+    mutants = []
+    for path in sorted(Path(folder).glob("*.toml")):
+        data = tomllib.loads(path.read_text())
+        missing = {"description", "file", "must_fail", "replace"} - set(data)
+        if missing:
+            raise MutantError(f"{path.name}: missing {sorted(missing)}")
+        mutants.append(Mutant(path.stem, data["description"], data["file"], list(data["must_fail"]), data["replace"]))
+    return mutants
+
+
+def apply_mutant(mutant: Mutant, reference_dir: Path, target: Path) -> None:
+    """Copy the reference's submission files into ``target`` and apply the mutant's patches."""
+    source = (Path(reference_dir) / mutant.file).read_text()
+    for patch in mutant.replace:
+        count = source.count(patch["old"])
+        if count != 1:
+            raise MutantError(f"{mutant.name}: text to replace occurs {count} times in {mutant.file} (needs exactly 1)")
+        source = source.replace(patch["old"], patch["new"])
+    target.mkdir(parents=True, exist_ok=True)
+    (target / mutant.file).write_text(source)
+
+
+def check_mutant(mutant: Mutant, tests) -> tuple[bool, str]:
+    """A mutant is caught when, for each must_fail prefix, some test it names lost points."""
+    from mlgrade.results import earned
+
+    problems = []
+    for prefix in mutant.must_fail:
+        named = [t for t in tests if t.name.startswith(prefix)]
+        if not named:
+            problems.append(f"no test named {prefix!r}")
+        elif all(earned(t) == t.max_score for t in named):
+            problems.append(f"passed every {prefix!r} test")
+    return not problems, "; ".join(problems)
+
+
+def _submission_files(assignment, folder: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for spec in assignment.files:
+        for name in spec.accept:
+            if (folder / name).is_file():
+                shutil.copy(folder / name, target / name)
+                break
+
+
+def validate(assignment, only: str | None = None, console=None) -> Report:
+    report = Report()
+    work = Path(tempfile.mkdtemp(prefix="mlgrade-validate-"))
+    try:
+        if not only:
+            for label, folder, want in (("reference", assignment.reference_dir, "full"),
+                                        ("template", assignment.template_dir, "zero")):
+                staged = work / label
+                _submission_files(assignment, Path(folder), staged)
+                outcome = grade(assignment, staged)
+                total, maximum = outcome.results["score"], sum(t.max_score for t in outcome.tests)
+                ok = total == maximum if want == "full" else total == 0
+                failed = [t.name for t in outcome.tests if (want == "full") != bool(t.passed)]
+                detail = "" if ok else f"{len(failed)} unexpected: " + "; ".join(failed[:5])
+                if want == "full" and not ok:
+                    detail += "\n" + "\n".join(t.output[:500] for t in outcome.tests if not t.passed)[:3000]
+                report.verdicts.append(Verdict(label, ok, total, maximum, detail))
+                _progress(console, report.verdicts[-1])
+        for mutant in load_mutants(assignment.mutants_dir):
+            if only and only not in mutant.name:
+                continue
+            staged = work / mutant.name
+            apply_mutant(mutant, assignment.reference_dir, staged)
+            outcome = grade(assignment, staged)
+            ok, detail = check_mutant(mutant, outcome.tests)
+            maximum = sum(t.max_score for t in outcome.tests)
+            report.verdicts.append(Verdict(f"mutant {mutant.name}", ok, outcome.results["score"], maximum, detail))
+            _progress(console, report.verdicts[-1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if console is not None:
+        table = Table(title=f"validate {assignment.id}", title_justify="left")
+        for col in ("submission", "score", "verdict"):
+            table.add_column(col)
+        for v in report.verdicts:
+            table.add_row(v.submission, f"{v.score:g}/{v.max_score:g}", "[green]ok[/]" if v.ok else f"[red]{escape(v.detail)}[/]")
+        console.print(table)
+        console.print("[green]all good[/]" if report.ok else "[red]validation failed[/]")
+    return report
+
+
+def _progress(console, verdict: Verdict) -> None:
+    if console is not None:
+        mark = "[green]ok[/]" if verdict.ok else "[red]FAIL[/]"
+        console.print(f"  {mark} {verdict.submission}: {verdict.score:g}/{verdict.max_score:g} {escape(verdict.detail[:200])}",
+                      markup=True, highlight=False)
