@@ -3,11 +3,12 @@
 Grader files use this public API; everything else lives in modules named after their job:
 ``loading`` (reading submissions), ``sandbox`` and ``worker`` (running student code),
 ``wire`` (the data-only format between them), ``probes`` (trusted code run beside student
-code), ``compare`` (assert_close), ``results`` (the Gradescope pytest plugin), ``runner``,
-``validate`` and ``cli``.
+code), ``compare`` (assert_close), ``modules`` (torch modules against a reference),
+``results`` (the Gradescope pytest plugin), ``runner``, ``validate`` and ``cli``.
 """
 from mlgrade.compare import Mismatch, assert_close
 from mlgrade.grading import SubmissionError, assert_unchanged, check, fetch, reference, refuse, student
+from mlgrade.modules import compare_module, module_state, randomized, run_module, transplanted
 from mlgrade.sandbox import Limits
 from mlgrade.wire import Ref
 
@@ -19,8 +20,13 @@ __all__ = [
     "assert_close",
     "assert_unchanged",
     "check",
+    "compare_module",
     "fetch",
+    "module_state",
+    "randomized",
     "reference",
     "refuse",
+    "run_module",
     "student",
+    "transplanted",
 ]

@@ -112,6 +112,12 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_setup_worker(args) -> int:
+    from mlgrade.provision import main as setup
+
+    return setup()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlgrade", description="Sandboxed autograder for ML homework.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("list", help="assignments and their exercises")
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser("setup-worker", help="as root: create the worker user and let it run this Python")
+    p.set_defaults(func=cmd_setup_worker)
     return parser
 
 

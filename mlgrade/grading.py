@@ -32,6 +32,11 @@ MSG_TIMEOUT = "{call} {reason}"
 MSG_MISSING = "{file} does not define `{name}`"
 MSG_LOAD = "{file} could not be loaded: {detail}"
 MSG_RAISED = "{call} raised {type}: {message}"
+MSG_NO_GPU = ("The grader has no GPU: do not call .cuda() or use device='cuda' unconditionally; "
+              "use the device of the input (x.device, e.g. torch.zeros(..., device=x.device)) or the CPU.")
+# what torch says when code asks for a GPU that is not there (CPU build, no driver, no device)
+CUDA_SIGNS = ("Torch not compiled with CUDA enabled", "NVIDIA driver", "no CUDA GPUs are available",
+              "CUDA driver", "CUDA error", "cuda:0")
 
 
 class SubmissionError(AssertionError):
@@ -95,6 +100,8 @@ def _error_message(module: ModuleSource | None, call: str, error: dict) -> str:
     if error.get("type") == "SystemExit":
         return f"{call} called sys.exit({error['message']}) instead of returning a value"
     message = MSG_RAISED.format(call=call, type=error.get("type"), message=error.get("message", ""))
+    if any(sign in error.get("message", "") for sign in CUDA_SIGNS):
+        message += "\n" + MSG_NO_GPU
     if error.get("traceback"):
         message += "\nTraceback (your code, most recent call last):\n" + error["traceback"]
     return message
@@ -182,6 +189,10 @@ class RemoteFunction:
             raise SubmissionError(f"{self.name} returned {wire.describe(out['value'])}, not a torch.Tensor: "
                                   "no gradient can flow through it")
         return out["value"], out["grads"]
+
+    def _probe(self, probe: str, display: str, **kwargs):
+        """Run the trusted probe ``probe`` of :mod:`mlgrade.probes` on this callable (``target``)."""
+        return _run(self._module, probe, display, self._timeout, target=[self._module, *self._path], **kwargs)
 
     def parameters(self) -> list | None:
         """[name, kind, has_default] per parameter of the submitted callable."""

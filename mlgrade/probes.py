@@ -103,3 +103,137 @@ def signature(worker, target):
 def fetch(worker, ref):
     """The value behind a :class:`~mlgrade.wire.Ref` (already resolved by the decoder)."""
     return ref
+
+
+# -- modules: construct, describe, transplant, run in train and eval mode ---------------
+
+
+def module_state(module) -> list:
+    """[name, tensor, kind, owner class] per entry of ``module.state_dict(keep_vars=True)``.
+
+    state_dict order is the registration order: submodules in the order they were assigned
+    in ``__init__``, and within each one its parameters, then its buffers (so a BatchNorm's
+    running statistics sit next to its weight and bias). Unlike ``named_parameters()`` it
+    keeps a shared submodule under each of its names, so sharing shows as an alias instead
+    of silently shortening the list.
+    """
+    owners = {name: type(m).__name__ for name, m in module.named_modules(remove_duplicate=False)}
+    params = {id(p) for p in module.parameters()}
+    entries = []
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        owner = owners.get(name.rpartition(".")[0], type(module).__name__)
+        entries.append([name, tensor, "parameter" if id(tensor) in params else "buffer", owner])
+    return entries
+
+
+def _describe_module(module) -> dict:
+    entries = module_state(module)
+    first = {}
+    aliases = []
+    for i, (_, tensor, _, _) in enumerate(entries):
+        aliases.append(first.setdefault(id(tensor), i))
+    return {
+        "names": [e[0] for e in entries],
+        "shapes": [list(e[1].shape) for e in entries],
+        "kinds": [e[2] for e in entries],
+        "owners": [e[3] for e in entries],
+        "aliases": aliases,  # index of the first entry that is the same tensor
+        "n_parameters": int(sum(p.numel() for p in module.parameters())),
+        "type": type(module).__name__,
+    }
+
+
+def exercise_module(module, x, grad_output=None, eval_x=None, eval_grad_output=None, seed=0) -> dict:
+    """Run ``module`` once in train mode (forward and backward) and once in eval mode.
+
+    Used on the student's module in the worker and on the reference in the grading
+    process, so both sides go through the same steps: train-mode output, the gradient of
+    ``sum(output * grad_output)`` for every state entry (None for buffers and where no
+    gradient reached) and for ``x``, the state after the train step (running statistics),
+    then the eval-mode output on ``eval_x`` (default ``x``) and its input gradient.
+    """
+    import torch
+
+    def run(inp, upstream):
+        leaf = inp.detach().clone().requires_grad_(inp.is_floating_point())
+        torch.manual_seed(seed)
+        out = module(leaf)
+        wire.encode(out, path="the returned value")
+        if not isinstance(out, torch.Tensor):
+            return out, None
+        if upstream is not None and out.requires_grad and tuple(out.shape) == tuple(upstream.shape):
+            out.backward(upstream.to(out.dtype))
+        return out.detach(), leaf.grad
+
+    entries = module_state(module)
+    for _, tensor, kind, _ in entries:
+        if kind == "parameter":
+            tensor.grad = None
+    module.train()
+    out, x_grad = run(x, grad_output)
+    result = {
+        "train_output": out,
+        "input_grad": x_grad,
+        "grads": [t.grad.detach().clone() if kind == "parameter" and t.grad is not None else None
+                  for _, t, kind, _ in entries],
+        "state_after_train": [t.detach().clone() for _, t, _, _ in entries],
+    }
+    module.eval()
+    eval_x = x if eval_x is None else eval_x
+    out, x_grad = run(eval_x, grad_output if eval_grad_output is None and eval_x is x else eval_grad_output)
+    result.update(eval_output=out, eval_input_grad=x_grad)
+    return result
+
+
+def transplant(module, state) -> None:
+    """Copy ``state`` (tensors in :func:`module_state` order, shapes already checked) into ``module``."""
+    import torch
+
+    with torch.no_grad():
+        for (_, tensor, _, _), value in zip(module_state(module), state):
+            tensor.copy_(value.to(tensor.dtype))
+
+
+def module_check(worker, target, args=(), kwargs=None, state=None, x=None, grad_output=None,
+                 eval_x=None, eval_grad_output=None, seed=0, dtype=None, keep=False):
+    """Construct ``target(*args, **kwargs)`` (a torch module class) and describe its state.
+
+    When ``state`` is given and matches the module's entries in count and shapes, it is
+    transplanted; then, when ``x`` is given, the module is exercised (see
+    :func:`exercise_module`). ``dtype`` ("float64") converts the module first;
+    ``keep`` keeps the module in the worker and returns a Ref to it under "ref".
+    """
+    import torch
+
+    kwargs = kwargs or {}
+    cls = lookup(worker, target)
+    if not callable(cls):
+        raise ProbeError("missing", f"{'.'.join(target)} is not callable")
+    torch.manual_seed(seed)
+    module = cls(*args, **kwargs)
+    if not isinstance(module, torch.nn.Module):
+        raise ProbeError("type", f"{'.'.join(target)}(...) made a {type(module).__name__}, not a torch.nn.Module")
+    info = _describe_module(module)
+    info["transplanted"] = False
+    if state is not None:
+        if len(state) != len(info["shapes"]) or any(list(s.shape) != shape for s, shape in zip(state, info["shapes"])):
+            return info
+        transplant(module, state)
+        info["transplanted"] = True
+    if dtype is not None:
+        module.to(getattr(torch, dtype))
+    if keep:
+        info["ref"] = _keep(worker, module)
+    if x is not None:
+        info.update(exercise_module(module, x, grad_output, eval_x, eval_grad_output, seed))
+    return info
+
+
+def module_state_of(worker, module):
+    """The state tensors of a module kept in the worker (a resolved Ref), in state_dict order."""
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise ProbeError("type", f"expected a torch.nn.Module, got {type(module).__name__}")
+    return {**_describe_module(module), "state": [t.detach() for _, t, _, _ in module_state(module)],
+            "training": bool(module.training)}

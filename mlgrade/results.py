@@ -105,9 +105,12 @@ def _seed(nodeid: str) -> int:
 
 
 class GradescopePlugin:
-    def __init__(self, session: GradingSession, contract_names: list[str]):
+    def __init__(self, session: GradingSession, sections: dict[str, list[str]]):
+        """``sections``: contract names by exercise, in the order Gradescope should list them."""
         self.session = session
-        self.contract_names = contract_names
+        self.section_of = {name: i for i, names in enumerate(sections.values(), start=1) for name in names}
+        self.contract_names = list(self.section_of)
+        self.counters: dict[int, int] = {}
         self.results: dict[str, TestResult] = {}
         self.internal_errors: list[str] = []
         self.start = time.monotonic()
@@ -137,10 +140,13 @@ class GradescopePlugin:
         set_current(self.session)
 
     def pytest_collection_modifyitems(self, session, config, items):
-        for index, item in enumerate(items):
-            self.results[item.nodeid] = self._declare(item, index)
+        for item in items:
+            self.results[item.nodeid] = self._declare(item)
+        order = {r.nodeid: tuple(int(p) if p.isdigit() else p for p in (r.number or "").split(".")) for r in self.results.values()}
+        items.sort(key=lambda item: order[item.nodeid])
+        self.results = {item.nodeid: self.results[item.nodeid] for item in items}
 
-    def _declare(self, item, index: int) -> TestResult:
+    def _declare(self, item) -> TestResult:
         marker = item.get_closest_marker("mlgrade")
         fn = getattr(item, "function", None)
         if marker is None:
@@ -161,7 +167,9 @@ class GradescopePlugin:
             raise pytest.UsageError(f"{item.nodeid}: unknown visibility {visibility!r}")
         number = getattr(fn, "__number__", kw.get("number"))
         if number is None:
-            number = f"{self.contract_names.index(prefix) + 1}.{index + 1}"
+            section = self.section_of[prefix]
+            self.counters[section] = self.counters.get(section, 0) + 1
+            number = f"{section}.{self.counters[section]}"
         return TestResult(
             name=name,
             max_score=float(getattr(fn, "__weight__", kw.get("weight", 1.0))),

@@ -61,8 +61,8 @@ def grade(assignment: Assignment, submission_dir: Path, results_path: str | None
     if sandbox:
         sandbox.start_async()
     session = GradingSession(assignment, {m.name: m for m in modules}, sandbox)
-    names = [n for fs in assignment.exercises.values() for n in fs] + [f.name for f in assignment.files]
-    plugin = GradescopePlugin(session, names)
+    sections = {**assignment.exercises, "files": [f.name for f in assignment.files]}
+    plugin = GradescopePlugin(session, sections)
     paths = [str(p) for p in assignment.public_tests()]
     if not public_only:
         if not assignment.has_graders():

@@ -1,0 +1,44 @@
+"""Exercise 5: subpixel convolution (zero insertion, padding, cross-correlation, ReLU)."""
+from functools import partial
+
+import pytest
+
+from mlgrade import assert_close, check, reference, refuse, student
+from mlgrade.assignments.ml_hw6.worked_examples import WORKED_A, WORKED_FIRST_ROW, WORKED_K
+
+hw6 = student("hw6")
+ref = reference("hw6.py")
+close = partial(assert_close, rtol=1e-9, atol=1e-9)
+REFUSED = {
+    "conv_transpose2d": "a library transposed convolution", "ConvTranspose2d": "a library transposed convolution",
+    "conv_transpose1d": "a library transposed convolution", "pixel_shuffle": "pixel shuffle",
+    "PixelShuffle": "pixel shuffle",
+}
+
+
+@pytest.fixture
+def subpixel_conv():
+    refuse(hw6, "subpixel_conv", REFUSED)
+    return hw6.subpixel_conv
+
+
+@check("subpixel_conv: worked example of the sheet (11x11, first row [18,0,0,0,0,0,8,0,3,0,0])", weight=2)
+def test_worked_example(subpixel_conv):
+    out = subpixel_conv(WORKED_A, WORKED_K, 2)
+    close(out, ref.subpixel_conv(WORKED_A, WORKED_K, 2), check_dtype="kind", name="out")
+    close(out[0], WORKED_FIRST_ROW, check_dtype="kind", name="out[0]")
+
+
+@check("subpixel_conv: random A {a}, K {k}, stride {stride}", weight=1)
+@pytest.mark.parametrize("a,k,stride", [
+    ((3, 3), (2, 2), 2), ((4, 6), (3, 3), 2), ((5, 4), (2, 3), 3), ((3, 5), (3, 2), 1), ((6, 6), (4, 4), 4),
+])
+def test_random(subpixel_conv, rng, a, k, stride):
+    A, K = rng.normal(size=a), rng.normal(size=k)
+    close(subpixel_conv(A, K, stride), ref.subpixel_conv(A, K, stride), check_dtype="kind", name="out")
+
+
+@check("subpixel_conv: default stride is 2")
+def test_default_stride(subpixel_conv, rng):
+    A, K = rng.normal(size=(4, 4)), rng.normal(size=(3, 3))
+    close(subpixel_conv(A, K), ref.subpixel_conv(A, K, 2), check_dtype="kind", name="out")
