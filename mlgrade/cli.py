@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -118,6 +119,29 @@ def cmd_setup_worker(args) -> int:
     return setup()
 
 
+def cmd_build(args) -> int:
+    from mlgrade import build
+
+    assignment = assignments.get(args.assignment)
+    if args.student:
+        path = build.build_student(assignment, Path(args.output))
+    else:
+        path = build.build_autograder(assignment, Path(args.output), Path(args.wheelhouse) if args.wheelhouse else None)
+    console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from mlgrade.batch import grade_class
+
+    assignment = assignments.get(args.assignment)
+    summary = grade_class(assignment, Path(args.submissions), Path(args.output), jobs=args.jobs,
+                          force=args.force, timeout=args.timeout, console=console)
+    console.print(f"graded {summary.graded}, skipped {summary.skipped} unchanged, {summary.failed} failed; "
+                  f"{summary.seconds:.1f} s. Wrote {args.output}/scores.csv and {args.output}/report.html")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlgrade", description="Sandboxed autograder for ML homework.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("setup-worker", help="as root: create the worker user and let it run this Python")
     p.set_defaults(func=cmd_setup_worker)
+    p = sub.add_parser("build", help="the Gradescope autograder zip, or with --student the student bundle")
+    p.add_argument("assignment")
+    p.add_argument("-o", "--output", default="dist", help="output folder (default ./dist)")
+    p.add_argument("--student", action="store_true", help="build the student bundle instead")
+    p.add_argument("--wheelhouse", help="folder of wheels to ship in the zip (setup.sh installs from it, offline)")
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser("grade", help="grade a whole class: a folder of submissions or Gradescope's export zip")
+    p.add_argument("assignment")
+    p.add_argument("submissions", help="folder with one folder or file per student, or Gradescope's export zip")
+    p.add_argument("-j", "--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="grading processes")
+    p.add_argument("-o", "--output", default="out", help="output folder (default ./out)")
+    p.add_argument("--force", action="store_true", help="regrade students whose submission and graders are unchanged")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds for one submission before its process is killed")
+    p.set_defaults(func=cmd_grade)
     return parser
 
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from mlgrade import assert_close, check, reference, refuse, student
-from mlgrade.assignments.ml_hw6.worked_examples import SVM_ALPHA, SVM_B, SVM_W, SVM_X, SVM_Y
 
 hw6 = student("hw6")
 ref = reference("hw6.py")
@@ -30,13 +29,8 @@ def svm_fit():
     return hw6.svm_fit
 
 
-@check("svm_fit: worked example of the sheet (w=[1,0], b=0, alpha=[1/2,1/2])", weight=2)
-def test_worked_example(svm_fit):
-    close(svm_fit(SVM_X, SVM_Y), (SVM_W, SVM_B, SVM_ALPHA), name="(w, b, alpha)")
-
-
 @check("svm_fit: random separable data, n={n}, D={d}", weight=2)
-@pytest.mark.parametrize("n,d", [(10, 2), (40, 3), (80, 5)])
+@pytest.mark.parametrize("n,d", [(2, 2), (10, 2), (40, 3), (80, 5)])
 def test_random(svm_fit, rng, n, d):
     X, y = separable(rng, n, d)
     w, b, alpha = svm_fit(X, y)

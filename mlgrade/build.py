@@ -1,0 +1,340 @@
+"""``mlgrade build``: the Gradescope autograder zip and the student bundle.
+
+The autograder zip (unpacked by Gradescope into ``/autograder/source``) holds::
+
+    setup.sh            installs Python >= 3.11, CPU-only torch and the pinned dependencies into
+                        /opt/mlgrade/venv, creates the worker user, locks graders/ and reference/
+    run_autograder      grades /autograder/submission into /autograder/results/results.json
+    requirements.txt    the pinned dependencies (versions of the machine that built the zip)
+    mlgrade-*.whl       the engine, built from this checkout
+    graders/<id>/       hidden tests and their data
+    reference/<id>/     the reference solution
+    wheelhouse/         optional: wheels installed with --no-index before anything is downloaded
+
+The student bundle holds the templates and helper modules, the public checks with their stored
+expected values, the engine's wheel (which carries the public checks, never graders or reference)
+and a README saying how to run ``mlgrade check``.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from mlgrade.assignments import Assignment
+
+__all__ = ["build_autograder", "build_student", "build_wheel", "pinned_requirements", "project_source",
+           "function_bodies", "TORCH_INDEX"]
+
+TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+VENV = "/opt/mlgrade/venv"
+EPOCH = (1980, 1, 1, 0, 0, 0)
+SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
+# the test extra and the engine's own build tools are not needed to grade
+RUNTIME_ONLY = re.compile(r"extra\s*==")
+
+
+def project_source() -> Path:
+    """The checkout holding pyproject.toml and the mlgrade package."""
+    here = Path(__file__).resolve().parent.parent
+    if not (here / "pyproject.toml").is_file():
+        raise FileNotFoundError(f"no pyproject.toml beside the mlgrade package in {here}: build needs a checkout")
+    return here
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not SKIP_PARTS.intersection(p.parts) and p.suffix != ".pyc")
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """``pip wheel --no-deps`` of a clean copy of this checkout (nothing outside the package gets in)."""
+    src = project_source()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mlgrade-wheel-") as tmp:
+        copy = Path(tmp) / "src"
+        copy.mkdir()
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            if (src / name).is_file():
+                shutil.copy(src / name, copy / name)
+        shutil.copytree(src / "mlgrade", copy / "mlgrade",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+        env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800", "PIP_NO_INPUT": "1"}
+        dest = Path(tmp) / "dist"
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(dest), str(copy)], check=True, env=env, stdout=subprocess.DEVNULL)
+        (wheel,) = dest.glob("mlgrade-*.whl")
+        target = out_dir / wheel.name
+        shutil.copy(wheel, target)
+    return target
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pinned_requirements() -> list[str]:
+    """mlgrade's runtime dependencies pinned to the versions installed here (torch without +cpu)."""
+    reqs = importlib.metadata.requires("mlgrade") or []
+    pins = []
+    for req in reqs:
+        if RUNTIME_ONLY.search(req):
+            continue
+        name = re.match(r"[A-Za-z0-9_.\-]+", req).group(0)
+        version = importlib.metadata.version(name).split("+")[0]
+        pins.append(f"{_normal(name)}=={version}")
+    return sorted(pins)
+
+
+SETUP_SH = r"""#!/usr/bin/env bash
+# mlgrade autograder setup for {id} (run once as root by Gradescope, or by docker/Dockerfile).
+set -euo pipefail
+SRC="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
+VENV={venv}
+export DEBIAN_FRONTEND=noninteractive
+log() {{ echo "mlgrade setup: $*"; }}
+
+# 1. Python >= 3.11 with venv (Debian bookworm: python3; Ubuntu 22.04: python3.11 from deadsnakes)
+PY=""
+for cand in python3.13 python3.12 python3.11 python3; do
+  if command -v "$cand" >/dev/null && "$cand" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    PY="$cand"; break
+  fi
+done
+if [ -z "$PY" ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends python3 python3-venv ca-certificates passwd >/dev/null
+  if python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    PY=python3
+  else
+    log "system python3 is older than 3.11: installing python3.11"
+    apt-get install -y -qq --no-install-recommends python3.11 python3.11-venv >/dev/null 2>&1 || {{
+      apt-get install -y -qq --no-install-recommends software-properties-common gpg-agent >/dev/null
+      add-apt-repository -y ppa:deadsnakes/ppa >/dev/null
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends python3.11 python3.11-venv >/dev/null
+    }}
+    PY=python3.11
+  fi
+  rm -rf /var/lib/apt/lists/*
+fi
+log "using $("$PY" --version)"
+
+# 2. the engine and its pinned dependencies in a venv; CPU-only torch
+"$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check -q)
+WHEEL=$(ls "$SRC"/mlgrade-*.whl | head -1)
+if [ -d "$SRC/wheelhouse" ] && ls "$SRC"/wheelhouse/*.whl >/dev/null 2>&1; then
+  log "installing from the bundled wheelhouse"
+  "${{PIP[@]}}" --no-index --find-links "$SRC/wheelhouse" -r "$SRC/requirements.txt" "$WHEEL"
+  rm -rf "$SRC/wheelhouse"
+elif [ -n "${{MLGRADE_FIND_LINKS:-}}" ]; then
+  log "installing from $MLGRADE_FIND_LINKS"
+  "${{PIP[@]}}" --no-index --find-links "$MLGRADE_FIND_LINKS" -r "$SRC/requirements.txt" "$WHEEL"
+else
+  log "installing CPU-only torch from {torch_index}, then the rest from PyPI"
+  "${{PIP[@]}}" "$(grep '^torch==' "$SRC/requirements.txt")" --index-url {torch_index}
+  "${{PIP[@]}}" -r "$SRC/requirements.txt" "$WHEEL"
+fi
+"$VENV/bin/python" -c "import torch, numpy, mlgrade; assert not torch.cuda.is_available()"
+
+# 3. the unprivileged user that runs student code
+if ! id mlgrade >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mlgrade
+fi
+
+# 4. what student code must not read: root only (the worker runs as mlgrade)
+chown -R root:root "$SRC"
+chmod 711 "$SRC"
+for d in graders reference; do
+  [ -d "$SRC/$d" ] || continue
+  find "$SRC/$d" -type d -exec chmod 700 {{}} +
+  find "$SRC/$d" -type f -exec chmod 600 {{}} +
+done
+chmod 600 "$SRC"/requirements.txt "$SRC"/mlgrade-*.whl
+chmod 700 "$SRC/setup.sh" "$SRC/run_autograder"
+[ -d /autograder ] && chmod 755 /autograder || true
+log "done"
+"""
+
+RUN_AUTOGRADER = r"""#!/usr/bin/env bash
+# mlgrade: grade /autograder/submission for {id} into /autograder/results/results.json
+set -uo pipefail
+export MLGRADE_ROOT=/autograder/source
+export MLGRADE_WORKER_USER=mlgrade
+RESULTS=/autograder/results/results.json
+mkdir -p /autograder/results
+chmod 755 /autograder/results
+rm -f "$RESULTS"
+cd /autograder/source
+{venv}/bin/mlgrade run {id} /autograder/submission --results "$RESULTS"
+status=$?
+if [ ! -s "$RESULTS" ]; then
+  # the engine itself failed: never leave a file the submission could have written
+  rm -f "$RESULTS"
+  echo '{{"score": 0, "output": "The autograder itself failed (exit '"$status"'); your instructor has been told.", "tests": []}}' > "$RESULTS"
+fi
+exit 0
+"""
+
+
+def _write(zf: zipfile.ZipFile, arcname: str, data: bytes, mode: int = 0o644) -> None:
+    info = zipfile.ZipInfo(arcname, date_time=EPOCH)
+    info.external_attr = (0o100000 | mode) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, data)
+
+
+def _add_tree(zf: zipfile.ZipFile, folder: Path, prefix: str) -> list[str]:
+    names = []
+    for path in _files(folder):
+        arc = f"{prefix}/{path.relative_to(folder).as_posix()}"
+        _write(zf, arc, path.read_bytes())
+        names.append(arc)
+    return names
+
+
+def build_autograder(assignment: Assignment, out_dir: Path, wheelhouse: Path | None = None) -> Path:
+    """Write ``<id>-autograder.zip`` into ``out_dir`` and return its path."""
+    if not assignment.has_graders():
+        raise FileNotFoundError(f"no graders for {assignment.id} under {assignment.graders_dir}")
+    if not (assignment.reference_dir and assignment.reference_dir.is_dir()):
+        raise FileNotFoundError(f"no reference for {assignment.id} under {assignment.reference_dir}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{assignment.id}-autograder.zip"
+    fmt = {"id": assignment.id, "venv": VENV, "torch_index": TORCH_INDEX}
+    with tempfile.TemporaryDirectory(prefix="mlgrade-build-") as tmp:
+        wheel = build_wheel(Path(tmp))
+        partial = target.with_suffix(".zip.part")
+        with zipfile.ZipFile(partial, "w") as zf:
+            _write(zf, "setup.sh", SETUP_SH.format(**fmt).encode(), 0o755)
+            _write(zf, "run_autograder", RUN_AUTOGRADER.format(**fmt).encode(), 0o755)
+            _write(zf, "requirements.txt", ("\n".join(pinned_requirements()) + "\n").encode())
+            _write(zf, wheel.name, wheel.read_bytes())
+            _add_tree(zf, assignment.graders_dir, f"graders/{assignment.id}")
+            _add_tree(zf, assignment.reference_dir, f"reference/{assignment.id}")
+            data_dir = assignment.root / "data" / assignment.id
+            if data_dir.is_dir():
+                _add_tree(zf, data_dir, f"data/{assignment.id}")
+            if wheelhouse:
+                wheels = sorted(Path(wheelhouse).glob("*.whl"))
+                if not wheels:
+                    raise FileNotFoundError(f"no wheels in {wheelhouse}")
+                for w in wheels:
+                    info = zipfile.ZipInfo(f"wheelhouse/{w.name}", date_time=EPOCH)
+                    info.external_attr = (0o100644) << 16
+                    with open(w, "rb") as src, zf.open(info, "w") as dst:  # wheels are already compressed
+                        shutil.copyfileobj(src, dst, 1 << 20)
+        partial.replace(target)
+    return target
+
+
+STUDENT_README = """# {title}
+
+Assignment id: `{id}`. Submit: {submit}.
+
+## What is here
+
+{listing}
+
+## Check your work before submitting
+
+The public checks run your functions on a few inputs with stored expected values, in the same
+sandbox the Gradescope autograder uses. They are a subset: hidden tests on Gradescope check more.
+
+```bash
+python3 -m venv .venv && . .venv/bin/activate        # Python 3.11 or newer
+pip install {wheel}                                   # installs mlgrade, numpy, torch, ...
+cd {id}                                               # the folder with your {files}
+mlgrade check {id}                                    # or: mlgrade check {id} path/to/{first}
+```
+
+`mlgrade check` prints one line per public check and the failure messages; it exits 0 when
+every public check passes. Only the files named above are graded; anything else you write
+(plots, training loops, prints) is not run by the autograder.
+"""
+
+
+def build_student(assignment: Assignment, out_dir: Path) -> Path:
+    """Write ``<id>-student.zip`` into ``out_dir`` and return its path."""
+    if not (assignment.template_dir and assignment.template_dir.is_dir()):
+        raise FileNotFoundError(f"no student template for {assignment.id} under {assignment.template_dir}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{assignment.id}-student.zip"
+    top = assignment.id
+    with tempfile.TemporaryDirectory(prefix="mlgrade-build-") as tmp:
+        wheel = build_wheel(Path(tmp))
+        listing = []
+        with zipfile.ZipFile(target.with_suffix(".zip.part"), "w") as zf:
+            for name in _add_tree(zf, assignment.template_dir, f"{top}/{top}"):
+                listing.append(f"- `{name.removeprefix(top + '/')}`: template or helper")
+            public = [p for p in _files(assignment.package_dir)
+                      if p.name.startswith("test_public") or p.suffix in (".json", ".npz")]
+            for p in public:
+                _write(zf, f"{top}/public_checks/{p.relative_to(assignment.package_dir).as_posix()}", p.read_bytes())
+            if public:
+                listing.append("- `public_checks/`: the public checks and their stored expected values "
+                               "(for reading; `mlgrade check` runs the copies inside the wheel)")
+            _write(zf, f"{top}/{wheel.name}", wheel.read_bytes())
+            listing.append(f"- `{wheel.name}`: the mlgrade engine with the public checks")
+            files = " and ".join(" or ".join(f"`{a}`" for a in f.accept) for f in assignment.files)
+            readme = STUDENT_README.format(title=assignment.title, id=assignment.id, submit=files,
+                                           listing="\n".join(listing), wheel=wheel.name, files=files,
+                                           first=assignment.files[0].name)
+            _write(zf, f"{top}/README.md", readme.encode())
+        target.with_suffix(".zip.part").replace(target)
+    return target
+
+
+# --- checking that nothing of the reference leaks -------------------------------------------
+
+def _strip_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        return body[1:]
+    return body
+
+
+def notebook_source(text: str) -> str:
+    """The code cells of a notebook as one module (IPython magics and shell lines dropped)."""
+    cells = json.loads(text).get("cells", [])
+    out = []
+    for cell in cells:
+        if cell.get("cell_type") == "code":
+            src = "".join(cell.get("source", []))
+            out.append("\n".join(line for line in src.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    return "\n\n".join(out)
+
+
+def function_bodies(source: str, min_nodes: int = 12) -> dict[str, str]:
+    """``ast.dump`` of every function body (docstring dropped) keyed by that dump -> qualified name.
+
+    Bodies with fewer than ``min_nodes`` AST nodes (``return x``, ``super().__init__()``) are
+    left out: they say nothing about a solution and occur everywhere.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = _strip_docstring(node.body)
+            if not body:
+                continue
+            module = ast.Module(body=body, type_ignores=[])
+            if sum(1 for _ in ast.walk(module)) < min_nodes:
+                continue
+            found[ast.dump(module)] = node.name
+    return found

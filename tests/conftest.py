@@ -1,0 +1,58 @@
+"""Shared fixtures of mlgrade's own tests.
+
+Sandboxed workers run as an unprivileged user when the tests run as root, and the engine
+kills every process of that user when a grading ends. Other gradings on the same machine
+(a colleague's ``mlgrade run``, another test session) would kill our workers and we theirs,
+so the tests use a user of their own, ``mlgrade-tests``, when it exists
+(``useradd --system --no-create-home mlgrade-tests``); otherwise the usual ``mlgrade``.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_USER = "mlgrade-tests"
+
+
+def _test_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(TEST_USER)
+    except KeyError:
+        return None
+    return TEST_USER
+
+
+if _test_user() and "MLGRADE_WORKER_USER" not in os.environ:
+    os.environ["MLGRADE_WORKER_USER"] = TEST_USER
+
+
+def pids_of_uid(uid: int) -> list[int]:
+    """Live (not zombie) processes of ``uid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                status = fh.read()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields.get("Uid", "-1").split()[0]) == uid and not fields.get("State", "").strip().startswith("Z"):
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture(scope="session")
+def worker_uid() -> int | None:
+    """The uid that runs student code (None when the tests do not run as root)."""
+    from mlgrade.sandbox import worker_user
+
+    user = worker_user()
+    return user.pw_uid if user else None
