@@ -54,6 +54,8 @@ def _kind(x) -> str:
 
 
 def _fmt(v) -> str:
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v[()]
     if isinstance(v, (float, np.floating)):
         return f"{float(v):.6g}"
     return repr(v.item() if hasattr(v, "item") else v)
@@ -88,10 +90,10 @@ def _values(actual: np.ndarray, expected: np.ndarray, opts: Options, dtype_name:
     a_nan, e_nan = np.isnan(a), np.isnan(e)
     if (a_nan & ~e_nan).any():
         bad = a_nan & ~e_nan
-        return _report(bad, a, e, None, None, "NaN where a number was expected:", nan=True)
+        return _report(bad, a, e, None, None, "NaN where a number was expected", nan=True)
     if (np.isinf(a) & ~np.isinf(e)).any():
         bad = np.isinf(a) & ~np.isinf(e)
-        return _report(bad, a, e, None, None, "inf where a finite number was expected:", nan=True)
+        return _report(bad, a, e, None, None, "inf where a finite number was expected", nan=True)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(a - e)
         same_inf = np.isinf(a) & np.isinf(e) & (a == e)
@@ -113,7 +115,11 @@ def _report(bad, a, e, rtol, atol, header, nan=False) -> str:
         lines.append(f"{header} rtol={rtol:g}, atol={atol:g}")
     else:
         lines.append(header)
-    lines.append(f"Mismatched elements: {n_bad} / {n} ({100.0 * n_bad / n:.3g}%)")
+    if bad.ndim:
+        lines.append(f"Mismatched elements: {n_bad} / {n} ({100.0 * n_bad / n:.3g}%)")
+    if not bad.ndim:
+        lines.append(f"got {_fmt(a)}, expected {_fmt(e)}")
+        return "\n".join(lines)
     if not nan and np.issubdtype(a.dtype, np.number) and a.dtype != bool:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             diff = np.abs(a - e)
@@ -126,13 +132,11 @@ def _report(bad, a, e, rtol, atol, header, nan=False) -> str:
                      f" (got {_fmt(a[worst])}, expected {_fmt(e[worst])})")
         lines.append(f"Max relative difference: {_fmt(rel[worst_rel])} at index {_index(worst_rel)}")
     shown = np.argwhere(bad)[:SHOWN_ENTRIES]
-    if bad.ndim and len(shown):
+    if len(shown):
         lines.append("First mismatches (index: got vs expected):")
         for idx in shown:
             idx = tuple(idx)
             lines.append(f"  {_index(idx)}: {_fmt(a[idx])} vs {_fmt(e[idx])}")
-    elif not bad.ndim:
-        lines.append(f"got {_fmt(a)}, expected {_fmt(e)}")
     return "\n".join(lines)
 
 

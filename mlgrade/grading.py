@@ -122,7 +122,8 @@ def _run(module_name: str, probe: str, display: str, timeout: float | None, **kw
     if module and module.error:
         raise SubmissionError(module.error.message)
     call = display
-    session.calls.append(call)
+    if module:
+        session.calls.append(call)
     sandbox = session.sandbox
     try:
         sandbox.ensure_started()

@@ -332,11 +332,15 @@ class Sandbox:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        contained = bool(self.cgroup and self.cgroup.dirs) and not any(m.startswith("cgroup") for m in self.report.missing)
         if self.cgroup:
             self.report.peak_rss_mb = max(self.report.peak_rss_mb, self.cgroup.peak_mb())
             self.cgroup.remove()
             self.cgroup = None
-        if self.user:
+        if contained:
+            pass  # everything the worker started was in its cgroup, now empty
+        elif self.user:
+            # without a cgroup: every process of the worker user (one grading per machine, as on Gradescope)
             kill_user_processes(self.user.pw_uid)
         else:
             for pid in _descendants(os.getpid()):

@@ -16,6 +16,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_USER = "mlgrade-tests"
+# the corpora are submissions, not tests: tests/hostile/conftest_ini/conftest.py must never be collected
+collect_ignore = ["hostile", "broken"]
 
 
 def _test_user() -> str | None:

@@ -1,0 +1,41 @@
+"""`mlgrade validate`: every assignment's graders give the reference 100%, the template 0%,
+and take points from each mutant on the tests it names."""
+import pytest
+
+from mlgrade import assignments
+from mlgrade.validate import Mutant, MutantError, apply_mutant, check_mutant, load_mutants, validate
+from mlgrade.results import TestResult
+
+ASSIGNMENTS = [a.id for a in assignments.catalogue() if a.has_graders()]
+
+
+@pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
+def test_validate(assignment_id):
+    report = validate(assignments.get(assignment_id))
+    failures = [f"{v.submission}: {v.score:g}/{v.max_score:g} {v.detail}" for v in report.verdicts if not v.ok]
+    assert not failures, "\n".join(failures)
+    mutants = [v for v in report.verdicts if v.submission.startswith("mutant ")]
+    assert len(mutants) >= 3 * len(assignments.get(assignment_id).exercises)
+
+
+@pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
+def test_mutants_apply_once_and_change_the_file(assignment_id, tmp_path):
+    a = assignments.get(assignment_id)
+    for mutant in load_mutants(a.mutants_dir):
+        apply_mutant(mutant, a.reference_dir, tmp_path / mutant.name)
+        assert (tmp_path / mutant.name / mutant.file).read_text() != (a.reference_dir / mutant.file).read_text()
+
+
+def test_apply_mutant_refuses_ambiguous_text(tmp_path):
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "hw.py").write_text("x = 1\nx = 1\n")
+    mutant = Mutant("dup", "d", "hw.py", ["f: "], [{"old": "x = 1", "new": "x = 2"}])
+    with pytest.raises(MutantError, match="occurs 2 times in hw.py"):
+        apply_mutant(mutant, tmp_path / "ref", tmp_path / "out")
+
+
+def test_check_mutant_needs_a_lost_point_per_named_prefix():
+    tests = [TestResult("f: a", 1, passed=True), TestResult("f: b", 1, passed=False), TestResult("g: a", 1, passed=True)]
+    assert check_mutant(Mutant("m", "", "x.py", ["f: "], []), tests) == (True, "")
+    assert check_mutant(Mutant("m", "", "x.py", ["g: "], []), tests) == (False, "passed every 'g: ' test")
+    assert check_mutant(Mutant("m", "", "x.py", ["h: "], []), tests) == (False, "no test named 'h: '")
