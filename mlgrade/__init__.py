@@ -7,7 +7,7 @@ code), ``compare`` (assert_close), ``modules`` (torch modules against a referenc
 ``results`` (the Gradescope pytest plugin), ``runner``, ``validate`` and ``cli``.
 """
 from mlgrade.compare import Mismatch, assert_close
-from mlgrade.grading import SubmissionError, assert_unchanged, check, fetch, reference, refuse, student
+from mlgrade.grading import SubmissionError, assert_unchanged, check, fetch, per_submission, reference, refuse, student
 from mlgrade.modules import compare_module, module_state, randomized, run_module, transplanted
 from mlgrade.sandbox import Limits
 from mlgrade.wire import Ref
@@ -23,6 +23,7 @@ __all__ = [
     "compare_module",
     "fetch",
     "module_state",
+    "per_submission",
     "randomized",
     "reference",
     "refuse",

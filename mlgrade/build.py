@@ -103,6 +103,20 @@ VENV={venv}
 export DEBIAN_FRONTEND=noninteractive
 log() {{ echo "mlgrade setup: $*"; }}
 
+lock_down() {{
+  # what student code must not read: root only (the worker runs as mlgrade)
+  chown -R root:root "$SRC"
+  chmod 711 "$SRC"
+  for d in graders reference data; do
+    [ -d "$SRC/$d" ] || continue
+    find "$SRC/$d" -type d -exec chmod 700 {{}} +
+    find "$SRC/$d" -type f -exec chmod 600 {{}} +
+  done
+  chmod 600 "$SRC"/requirements.txt "$SRC"/mlgrade-*.whl
+  chmod 700 "$SRC/setup.sh" "$SRC/run_autograder"
+}}
+if [ "${{1:-}}" = "--lock-only" ]; then lock_down; exit 0; fi
+
 # 1. Python >= 3.11 with venv (Debian bookworm: python3; Ubuntu 22.04: python3.11 from deadsnakes)
 PY=""
 for cand in python3.13 python3.12 python3.11 python3; do
@@ -151,17 +165,10 @@ fi
 if ! id mlgrade >/dev/null 2>&1; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mlgrade
 fi
+"$VENV/bin/mlgrade" setup-worker  # checks that the worker user can run the venv's Python and numpy
 
-# 4. what student code must not read: root only (the worker runs as mlgrade)
-chown -R root:root "$SRC"
-chmod 711 "$SRC"
-for d in graders reference; do
-  [ -d "$SRC/$d" ] || continue
-  find "$SRC/$d" -type d -exec chmod 700 {{}} +
-  find "$SRC/$d" -type f -exec chmod 600 {{}} +
-done
-chmod 600 "$SRC"/requirements.txt "$SRC"/mlgrade-*.whl
-chmod 700 "$SRC/setup.sh" "$SRC/run_autograder"
+# 4. lock graders, reference and data
+lock_down
 [ -d /autograder ] && chmod 755 /autograder || true
 log "done"
 """

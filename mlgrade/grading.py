@@ -24,7 +24,7 @@ from mlgrade import wire
 from mlgrade.loading import ModuleSource, names_used
 from mlgrade.sandbox import CallTimeout, Sandbox, WorkerDied
 
-__all__ = ["SubmissionError", "assert_unchanged", "check", "current", "fetch", "reference", "refuse", "student", "GradingSession"]
+__all__ = ["SubmissionError", "assert_unchanged", "check", "current", "fetch", "per_submission", "reference", "refuse", "student", "GradingSession"]
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 MSG_DIED = "{call} stopped the worker: {reason}"
@@ -52,6 +52,7 @@ class GradingSession:
     sandbox: Sandbox | None
     calls: list[str] = field(default_factory=list)
     output: list[str] = field(default_factory=list)
+    memo: dict = field(default_factory=dict)  # results computed once per submission (per_submission)
 
     def module(self, name: str) -> ModuleSource:
         if name not in self.modules:
@@ -239,6 +240,23 @@ def refuse(module: StudentModule, function: str, names: dict[str, str]) -> None:
     if found:
         first = found[0].split("`")[1]
         raise SubmissionError(f"{function} must not use {names[first]}: found {', '.join(found[:3])}")
+
+
+def per_submission(fn):
+    """Decorator: compute ``fn(*args)`` once per graded submission (arguments must be hashable).
+
+    For an expensive call several tests look at (a training run); an exception is not
+    kept, so every test that needs the value fails with the same message.
+    """
+    def wrapper(*args):
+        memo = current().memo
+        key = (fn.__module__, fn.__qualname__, args)
+        if key not in memo:
+            memo[key] = fn(*args)
+        return memo[key]
+
+    wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    return wrapper
 
 
 def student(module_name: str) -> StudentModule:

@@ -65,7 +65,6 @@ def find_file(submission_dir: Path, names: list[str]) -> Path | None:
                 depth = len(found.relative_to(submission_dir).parts)
                 if best is None or depth < len(best.relative_to(submission_dir).parts):
                     best = found
-                break
         if best is not None:
             return best
     return None

@@ -29,7 +29,7 @@ def lookup(worker, target):
         try:
             obj = getattr(obj, attr)
         except AttributeError:
-            raise ProbeError("missing", f"{module_name} has no attribute {attr!r}") from None
+            raise ProbeError("missing", f"{module_name} has no attribute `{attr}`") from None
     return obj
 
 
@@ -151,6 +151,8 @@ def exercise_module(module, x, grad_output=None, eval_x=None, eval_grad_output=N
     ``sum(output * grad_output)`` for every state entry (None for buffers and where no
     gradient reached) and for ``x``, the state after the train step (running statistics),
     then the eval-mode output on ``eval_x`` (default ``x``) and its input gradient.
+    Without ``grad_output`` the upstream gradient is drawn from ``seed + 1`` with the
+    output's shape, so both sides use the same one whatever shape the output has.
     """
     import torch
 
@@ -161,6 +163,8 @@ def exercise_module(module, x, grad_output=None, eval_x=None, eval_grad_output=N
         wire.encode(out, path="the returned value")
         if not isinstance(out, torch.Tensor):
             return out, None
+        if upstream is None and out.is_floating_point():  # the same seeded draw on both sides
+            upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=out.dtype)
         if upstream is not None and out.requires_grad and tuple(out.shape) == tuple(upstream.shape):
             out.backward(upstream.to(out.dtype))
         return out.detach(), leaf.grad

@@ -244,6 +244,7 @@ class Sandbox:
         self.load_errors: dict[str, dict] = {}
         self.load_output: dict[str, str] = {}
         self._starter: threading.Thread | None = None
+        self._uncontained = False  # a worker ran outside a cgroup: kill by user or descendants
         self.report = SandboxReport(user=self.user.pw_name if self.user else pwd.getpwuid(os.getuid()).pw_name)
         self.deaths = 0
         self._next_id = 0
@@ -307,8 +308,10 @@ class Sandbox:
         self._req, self._rep = req_w, rep_r
         os.set_inheritable(self._req, False)
         os.set_inheritable(self._rep, False)
+        self._uncontained = True  # until the worker says it joined its cgroup
         hello = self._request({"op": "hello"}, self.limits.load_timeout)
         self.report.missing = sorted(set(self.report.missing) | set(hello.value["missing"]))
+        self._uncontained = not have_cgroup or any(m.startswith("cgroup") for m in hello.value["missing"])
         for spec in self.modules:
             if spec["name"] in self.load_errors:
                 continue
@@ -332,22 +335,23 @@ class Sandbox:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        contained = bool(self.cgroup and self.cgroup.dirs) and not any(m.startswith("cgroup") for m in self.report.missing)
         if self.cgroup:
             self.report.peak_rss_mb = max(self.report.peak_rss_mb, self.cgroup.peak_mb())
             self.cgroup.remove()
             self.cgroup = None
-        if contained:
-            pass  # everything the worker started was in its cgroup, now empty
+        if not self._uncontained:
+            pass  # nothing ran, or everything the worker started was in its cgroup, now empty
         elif self.user:
             # without a cgroup: every process of the worker user (one grading per machine, as on Gradescope)
             kill_user_processes(self.user.pw_uid)
+            self._uncontained = False
         else:
             for pid in _descendants(os.getpid()):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            self._uncontained = False
         if self.proc is not None:
             self.proc.wait()
             self.proc = None

@@ -22,7 +22,14 @@ import types
 
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
 MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 1, 2, 4
-PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
+PR_SET_NO_NEW_PRIVS = 38  # a worker whose grader died sees EOF on its request pipe and exits
+
+
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def limits_mb(cfg: dict) -> int:
+    return int(cfg["limits"].get("file_size_mb") or 64)
 
 
 def _libc():
@@ -33,7 +40,6 @@ def confine(cfg: dict) -> list[str]:
     """Apply the sandbox, in an order that needs root first; returns what could not be applied."""
     libc = _libc()
     missing = []
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     is_root = os.geteuid() == 0
     if cfg.get("cgroup_procs"):
         for procs in cfg["cgroup_procs"]:
@@ -53,6 +59,16 @@ def confine(cfg: dict) -> list[str]:
                     rc = libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, b"size=4k")
                     if rc != 0:
                         missing.append(f"mask {path}")
+            # a private /tmp: the host's shared temporary folders may hold other submissions, staged
+            # references or results files that file permissions alone do not protect
+            size = f"size={limits_mb(cfg)}m,mode=1777".encode()
+            for path in PRIVATE_DIRS:
+                if os.path.isdir(path) and libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, size) != 0:
+                    missing.append(f"private {path}")
+            if not os.path.isdir(cfg["scratch"]):  # the scratch folder was under a now private /tmp
+                os.makedirs(cfg["scratch"], mode=0o700)
+                if cfg.get("uid") is not None:
+                    os.chown(cfg["scratch"], cfg["uid"], cfg["gid"])
     elif cfg.get("net_namespace", True):
         # an unprivileged user namespace, where the kernel allows it, gives a network namespace too
         if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:

@@ -34,9 +34,15 @@ if _test_user() and "MLGRADE_WORKER_USER" not in os.environ:
     os.environ["MLGRADE_WORKER_USER"] = TEST_USER
 
 
-def pids_of_uid(uid: int) -> list[int]:
-    """Live (not zombie) processes of ``uid``."""
+def pids_of_uid(uid: int, descendants_only: bool = True) -> list[int]:
+    """Live (not zombie) processes of ``uid``; by default only those this test process started.
+
+    The sandbox makes the grading process a child subreaper, so even a double-forked,
+    setsid daemon of one of our workers stays a descendant of this process. Other
+    gradings on the machine (a colleague's test run as the same user) are not counted.
+    """
     found = []
+    parents = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -46,9 +52,22 @@ def pids_of_uid(uid: int) -> list[int]:
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        parents[int(entry)] = int(fields.get("PPid", "0"))
         if int(fields.get("Uid", "-1").split()[0]) == uid and not fields.get("State", "").strip().startswith("Z"):
             found.append(int(entry))
+    if descendants_only:
+        found = [pid for pid in found if _descends(pid, os.getpid(), parents)]
     return found
+
+
+def _descends(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    for _ in range(1000):
+        pid = parents.get(pid, 0)
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+    return False
 
 
 @pytest.fixture(scope="session")

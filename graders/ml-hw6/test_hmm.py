@@ -5,7 +5,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from mlgrade import assert_close, check, reference, student
+from mlgrade import assert_close, assert_unchanged, check, reference, student
 from mlgrade.assignments.ml_hw6.worked_examples import (
     URN_A, URN_B, URN_O, URN_PI,
 )
@@ -90,6 +90,12 @@ def test_baum_welch(hmm_factory, n, m, T, iters):
     A, B, pi, O = hmm_factory(n, m, T)
     close(hw6.baum_welch(A, B, pi, O, iters), ref.baum_welch(A, B, pi, O, iters), rtol=1e-6, atol=1e-9,
           name="(A, B, pi)")
+
+
+@check("baum_welch: leaves A, B, pi and O unchanged", weight=1)
+def test_baum_welch_inputs(hmm_factory):
+    A, B, pi, O = hmm_factory(3, 3, 40)
+    assert_unchanged(hw6.baum_welch.remote(A, B, pi, O, 3), "baum_welch", ["A", "B", "pi", "O"])
 
 
 @check("baum_welch: T=2000 stays finite and raises the likelihood", weight=2)

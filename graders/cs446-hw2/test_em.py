@@ -1,0 +1,120 @@
+"""Problem 1 in code: EM for a mixture of K Bernoullis (numpy, float64, log domain)."""
+from functools import partial
+
+import numpy as np
+import pytest
+
+from mlgrade import assert_close, assert_unchanged, check, reference, student
+
+hw2 = student("hw2_EM")
+ref = reference("hw2_EM.py")
+close = partial(assert_close, rtol=1e-7, atol=1e-10, check_dtype="kind")
+SMALL = [(2, 5, 20), (3, 12, 40)]  # K, D, n
+
+
+def small_problem(rng, K, D, n):
+    X = (rng.random((n, D)) < 0.5).astype(float)
+    return X, rng.dirichlet(np.ones(K) * 2), rng.uniform(0.1, 0.9, size=(K, D))
+
+
+def mnist_sized_problem(rng, K=4, n=30, D=784):
+    """P in {0.05, 0.95}: each point has likelihood about e^-1190 under every component,
+    which is 0 in float64, so only a log-domain E-step stays finite. The components differ
+    in a few pixels only, so the responsibilities are not all 0 or 1."""
+    base = np.where(rng.random(D) < 0.5, 0.05, 0.95)
+    P = np.tile(base, (K, 1))
+    for k in range(K):
+        flip = rng.choice(D, size=2, replace=False)
+        P[k, flip] = 1.0 - P[k, flip]
+    X = (rng.random((n, D)) < 0.5).astype(float)
+    return X, rng.dirichlet(np.ones(K) * 2), P
+
+
+def clustered_problem(seed=446, K=3, n=300, D=784):
+    """Data drawn from a mixture with P in [0.2, 0.8] (no estimate ever reaches 0 or 1),
+    and a start P0 in {0.05, 0.95} that agrees with the truth on 70% of the pixels: the
+    first E-step underflows unless it works in the log domain."""
+    rng = np.random.default_rng(seed)
+    P_true = rng.uniform(0.2, 0.8, size=(K, D))
+    z = rng.integers(0, K, size=n)
+    X = (rng.random((n, D)) < P_true[z]).astype(float)
+    P0 = np.where(P_true > 0.5, 0.95, 0.05)
+    flip = rng.random((K, D)) < 0.3
+    P0[flip] = 1.0 - P0[flip]
+    return X, np.full(K, 1.0 / K), P0
+
+
+@check("e_step: responsibilities of a small problem, K={K}, D={D}")
+@pytest.mark.parametrize("K,D,n", SMALL)
+def test_e_step_small(rng, K, D, n):
+    X, pi, P = small_problem(rng, K, D, n)
+    close(hw2.e_step(X, pi, P), ref.e_step(X, pi, P), name="eta")
+
+
+@check("e_step: finite and exact for D=784 (P = 0.05 or 0.95: work in the log domain)", weight=2)
+def test_e_step_784(rng):
+    X, pi, P = mnist_sized_problem(rng)
+    close(hw2.e_step(X, pi, P), ref.e_step(X, pi, P), name="eta")
+
+
+@check("e_step: leaves X, pi and P unchanged")
+def test_e_step_inputs(rng):
+    X, pi, P = small_problem(rng, 3, 8, 10)
+    assert_unchanged(hw2.e_step.call(X, pi, P), "e_step", ["X", "pi", "P"])
+
+
+@check("m_step: closed forms of pi and P, K={K}, D={D}")
+@pytest.mark.parametrize("K,D,n", SMALL + [(4, 784, 50)])
+def test_m_step(rng, K, D, n):
+    X = (rng.random((n, D)) < 0.3).astype(float)
+    eta = rng.dirichlet(np.ones(K), size=n)
+    close(hw2.m_step(X, eta), ref.m_step(X, eta), name="(pi, P)")
+
+
+@check("m_step: leaves X and eta unchanged")
+def test_m_step_inputs(rng):
+    X = (rng.random((10, 6)) < 0.5).astype(float)
+    eta = rng.dirichlet(np.ones(3), size=10)
+    assert_unchanged(hw2.m_step.call(X, eta), "m_step", ["X", "eta"])
+
+
+@check("log_likelihood: small problem, K={K}, D={D}")
+@pytest.mark.parametrize("K,D,n", SMALL)
+def test_log_likelihood_small(rng, K, D, n):
+    X, pi, P = small_problem(rng, K, D, n)
+    close(hw2.log_likelihood(X, pi, P), ref.log_likelihood(X, pi, P), name="log-likelihood")
+
+
+@check("log_likelihood: finite and exact for D=784")
+def test_log_likelihood_784(rng):
+    X, pi, P = mnist_sized_problem(rng)
+    close(hw2.log_likelihood(X, pi, P), ref.log_likelihood(X, pi, P), name="log-likelihood")
+
+
+@check("em: same parameters and history as the reference, K=3, D=784, 8 iterations", weight=2)
+def test_em_reference():
+    X, pi0, P0 = clustered_problem()
+    close(hw2.em(X, pi0, P0, 8), ref.em(X, pi0, P0, 8), name="(pi, P, history)")
+
+
+@check("em: the log-likelihood history never decreases ({label})", weight=2)
+@pytest.mark.parametrize("label", ["K=4, D=20, 30 iterations", "K=3, D=784, 8 iterations"])
+def test_em_monotone(rng, label):
+    if label.startswith("K=4"):
+        X, pi0, P0 = small_problem(rng, 4, 20, 200)
+        n_iter = 30
+    else:
+        (X, pi0, P0), n_iter = clustered_problem(), 8
+    history = np.asarray(hw2.em(X, pi0, P0, n_iter)[2], dtype=float)
+    assert history.shape == (n_iter,), f"history has shape {history.shape}; expected {n_iter} values, one per iteration"
+    assert np.isfinite(history).all(), f"history is not finite: {history[:5]}..."
+    # EM's log-likelihood is non-decreasing in exact arithmetic; allow round-off only
+    drops = np.flatnonzero(np.diff(history) < -1e-9 * np.abs(history[:-1]))
+    assert not len(drops), (f"the log-likelihood decreased after iteration {drops[0] + 1}: "
+                            f"{history[drops[0]]:.10g} -> {history[drops[0] + 1]:.10g}")
+
+
+@check("em: leaves X, pi0 and P0 unchanged")
+def test_em_inputs(rng):
+    X, pi0, P0 = small_problem(rng, 3, 8, 30)
+    assert_unchanged(hw2.em.call(X, pi0, P0, 3), "em", ["X", "pi0", "P0", "n_iter"])

@@ -1,0 +1,252 @@
+"""mlgrade.compare.assert_close: verdicts and the messages students read, word for word."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from mlgrade.compare import Mismatch, assert_close
+
+
+def raises(message: str):
+    """The whole message, anchored: nothing more, nothing less."""
+    return pytest.raises(Mismatch, match="^" + re.escape(message) + "$")
+
+
+def containers(actual, expected):
+    """The same comparison as ndarray, as tensor, and nested in a tuple, a list and a dict.
+
+    Yields (actual, expected, path prefix) so that one test checks every container; the
+    path of a failure inside a container names the item.
+    """
+    yield actual, expected, "result"
+    yield torch.from_numpy(np.array(actual)), torch.from_numpy(np.array(expected)), "result"
+    yield (1.0, actual), (1.0, expected), "result[1]"
+    yield [actual], [expected], "result[0]"
+    yield {"out": actual, "n": 3}, {"out": expected, "n": 3}, "result['out']"
+
+
+def check_everywhere(actual, expected, message: str | None, **kwargs):
+    """Run one comparison in every container; message (without the path) or None for a pass."""
+    for a, e, path in containers(actual, expected):
+        if message is None:
+            assert_close(a, e, **kwargs)
+        else:
+            with raises(f"{path}: {message}"):
+                assert_close(a, e, **kwargs)
+
+
+# -- passes -------------------------------------------------------------------------------
+
+def test_equal_values_pass_in_every_container():
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    check_everywhere(x.copy(), x, None)
+
+
+def test_within_tolerance_passes_and_outside_fails():
+    e = np.array([1.0, 2.0])
+    check_everywhere(e + 1e-8, e, None)
+    check_everywhere(e + 1e-3, e, None, rtol=1e-2)
+    assert_close(np.array([100.5]), np.array([100.0]), rtol=0, atol=0.5)
+    with raises("result: Not equal to tolerance rtol=0, atol=0\n"
+                "Mismatched elements: 1 / 1 (100%)\n"
+                "Max absolute difference: 0.5 at index [0] (got 100.5, expected 100)\n"
+                "Max relative difference: 0.005 at index [0]\n"
+                "First mismatches (index: got vs expected):\n"
+                "  [0]: 100.5 vs 100"):
+        assert_close(np.array([100.5]), np.array([100.0]), rtol=0)
+
+
+def test_default_tolerances_follow_the_expected_dtype():
+    assert_close(torch.tensor([1.0 + 1e-6]), torch.tensor([1.0]))  # float32: rtol 1.3e-6
+    with raises("result: Not equal to tolerance rtol=1e-07, atol=1e-07\n"
+                "Mismatched elements: 1 / 1 (100%)\n"
+                "Max absolute difference: 1e-06 at index [0] (got 1, expected 1)\n"
+                "Max relative difference: 1e-06 at index [0]\n"
+                "First mismatches (index: got vs expected):\n"
+                "  [0]: 1 vs 1"):
+        assert_close(np.array([1.0 + 1e-6]), np.array([1.0]))
+
+
+def test_equal_infinities_pass_and_equal_nan_is_opt_in():
+    check_everywhere(np.array([np.inf, -np.inf, 1.0]), np.array([np.inf, -np.inf, 1.0]), None)
+    check_everywhere(np.array([np.nan, 1.0]), np.array([np.nan, 1.0]), None, equal_nan=True)
+
+
+def test_array_likes_are_accepted_for_arrays_but_not_for_tensors():
+    assert_close([1.0, 2.0], np.array([1.0, 2.0]))
+    assert_close((1, 2), np.array([1.0, 2.0]))
+    assert_close(np.float64(2.0), 2.0)
+    assert_close(np.array(2.0), 2.0)
+    assert_close(3, 3)
+    with raises("result: expected a torch.Tensor, got a list"):
+        assert_close([1.0], torch.tensor([1.0]))
+
+
+# -- shapes ---------------------------------------------------------------------------------
+
+def test_transposed_shape_gets_a_hint():
+    check_everywhere(np.zeros((3, 2)), np.zeros((2, 3)),
+                     "shape mismatch: expected (2, 3), got (3, 2) (the transpose of the expected shape)")
+
+
+def test_flattened_shape_gets_a_hint():
+    check_everywhere(np.zeros(6), np.zeros((2, 3)),
+                     "shape mismatch: expected (2, 3), got (6,) (same number of elements: a reshape or flatten differs)")
+
+
+def test_other_shape_mismatch_has_no_hint():
+    check_everywhere(np.zeros((2, 4)), np.zeros((2, 3)), "shape mismatch: expected (2, 3), got (2, 4)")
+    check_everywhere(np.zeros((1, 3)), np.zeros(3),
+                     "shape mismatch: expected (3,), got (1, 3) (same number of elements: a reshape or flatten differs)")
+
+
+# -- dtypes ---------------------------------------------------------------------------------
+
+def test_dtype_mismatch():
+    check_everywhere(np.zeros(3, dtype=np.float32), np.zeros(3), "dtype mismatch: expected float64, got float32")
+
+
+def test_dtype_kind_and_off():
+    path = np.array([0, 1, 2], dtype=np.int32)
+    assert_close(path, np.array([0, 1, 2]), check_dtype="kind")
+    with raises("result: dtype mismatch: expected int64, got float64"):
+        assert_close(path.astype(float), np.array([0, 1, 2]), check_dtype="kind")
+    assert_close(path.astype(float), np.array([0, 1, 2]), check_dtype=False)
+    assert_close(torch.zeros(2, dtype=torch.bfloat16), torch.zeros(2), check_dtype="kind")
+
+
+def test_tensor_dtype_mismatch():
+    with raises("result: dtype mismatch: expected float32, got float64"):
+        assert_close(torch.zeros(2, dtype=torch.float64), torch.zeros(2))
+
+
+# -- values ---------------------------------------------------------------------------------
+
+def test_worst_index_and_mismatch_count():
+    check_everywhere(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 2.0], [3.0, 5.0]]),
+                     "Not equal to tolerance rtol=1e-07, atol=1e-07\n"
+                     "Mismatched elements: 1 / 4 (25%)\n"
+                     "Max absolute difference: 1 at index (1, 1) (got 4, expected 5)\n"
+                     "Max relative difference: 0.2 at index (1, 1)\n"
+                     "First mismatches (index: got vs expected):\n"
+                     "  (1, 1): 4 vs 5")
+
+
+def test_absolute_and_relative_worst_can_differ_and_few_entries_are_shown():
+    actual = np.array([1.5, 2.0, 110.0, 4.0, 5.5, 6.5, 7.5])
+    expected = np.array([1.0, 2.0, 100.0, 4.0, 5.0, 6.0, 7.0])
+    with raises("result: Not equal to tolerance rtol=1e-07, atol=1e-07\n"
+                "Mismatched elements: 5 / 7 (71.4%)\n"
+                "Max absolute difference: 10 at index [2] (got 110, expected 100)\n"
+                "Max relative difference: 0.5 at index [0]\n"
+                "First mismatches (index: got vs expected):\n"
+                "  [0]: 1.5 vs 1\n"
+                "  [2]: 110 vs 100\n"
+                "  [4]: 5.5 vs 5\n"
+                "  [5]: 6.5 vs 6"):
+        assert_close(actual, expected)
+
+
+def test_nan_where_a_number_was_expected():
+    check_everywhere(np.array([1.0, np.nan, 3.0]), np.array([1.0, 2.0, 3.0]),
+                     "NaN where a number was expected\n"
+                     "Mismatched elements: 1 / 3 (33.3%)\n"
+                     "First mismatches (index: got vs expected):\n"
+                     "  [1]: nan vs 2")
+
+
+def test_number_where_nan_was_expected_fails():
+    with raises("result: Not equal to tolerance rtol=1e-07, atol=1e-07\n"
+                "Mismatched elements: 1 / 2 (50%)\n"
+                "Max absolute difference: inf at index [1] (got 2, expected nan)\n"
+                "Max relative difference: nan at index [1]\n"
+                "First mismatches (index: got vs expected):\n"
+                "  [1]: 2 vs nan"):
+        assert_close(np.array([1.0, 2.0]), np.array([1.0, np.nan]), equal_nan=True)
+
+
+def test_inf_where_a_finite_number_was_expected():
+    check_everywhere(np.array([np.inf, 0.0]), np.array([1.0, 0.0]),
+                     "inf where a finite number was expected\n"
+                     "Mismatched elements: 1 / 2 (50%)\n"
+                     "First mismatches (index: got vs expected):\n"
+                     "  [0]: inf vs 1")
+
+
+def test_booleans():
+    check_everywhere(np.array([True, False]), np.array([True, True]),
+                     "Mismatched\n"
+                     "Mismatched elements: 1 / 2 (50%)\n"
+                     "First mismatches (index: got vs expected):\n"
+                     "  [1]: False vs True")
+
+
+def test_scalars():
+    with raises("result: Not equal to tolerance rtol=1e-07, atol=1e-07\ngot 1.5, expected 1"):
+        assert_close(1.5, 1.0)
+    with raises("kl: Not equal to tolerance rtol=1.3e-06, atol=1e-05\ngot 2, expected 1"):
+        assert_close(torch.tensor(2.0), torch.tensor(1.0), name="kl")
+    with raises("result: expected a number (float), got a torch.Tensor"):
+        assert_close(torch.tensor(1.0), 1.0)
+    with raises("result: expected a number (float), got a str"):
+        assert_close("1.0", 1.0)
+
+
+def test_complex_values():
+    assert_close(np.array([1 + 1j]), np.array([1 + 1j]))
+    with pytest.raises(Mismatch, match=re.escape("Mismatched elements: 1 / 1 (100%)")):
+        assert_close(np.array([1 + 2j]), np.array([1 + 1j]))
+
+
+def test_messages_stay_bounded_for_big_arrays():
+    actual = np.zeros((100, 100))
+    with pytest.raises(Mismatch) as info:
+        assert_close(actual, actual + 1)
+    assert len(str(info.value).splitlines()) <= 10
+    assert "Mismatched elements: 10000 / 10000 (100%)" in str(info.value)
+
+
+# -- kinds ----------------------------------------------------------------------------------
+
+def test_tensor_where_array_expected_and_back():
+    with raises("result: expected a numpy.ndarray, got a torch.Tensor"):
+        assert_close(torch.zeros(2), np.zeros(2))
+    with raises("result: expected a torch.Tensor, got a numpy.ndarray"):
+        assert_close(np.zeros(2), torch.zeros(2))
+    with raises("z: expected a torch.Tensor, got None"):
+        assert_close(None, torch.zeros(2), name="z")
+
+
+def test_sequences_with_paths():
+    with raises("result: expected 3 items, got 2"):
+        assert_close([1, 2], (1, 2, 3))
+    with raises("grads: expected a tuple of 3 items, got a numpy.ndarray"):
+        assert_close(np.zeros(3), (np.zeros(1),) * 3, name="grads")
+    with raises("grads[2]: shape mismatch: expected (3,), got (2,)"):
+        assert_close([np.zeros(2), np.zeros(3), np.zeros(2)], (np.zeros(2), np.zeros(3), np.zeros(3)), name="grads")
+
+
+def test_dicts_with_paths():
+    with raises("result: expected keys ['b'], got ['a']"):
+        assert_close({"a": 1}, {"b": 1})
+    with raises("result: expected a dict, got a list"):
+        assert_close([1], {"b": 1})
+    with raises("result['w'][0]: dtype mismatch: expected float64, got int64"):
+        assert_close({"w": [np.zeros(2, dtype=np.int64)]}, {"w": [np.zeros(2)]})
+
+
+def test_strings_and_none():
+    assert_close("x", "x")
+    assert_close(None, None)
+    with raises("result: expected 'y', got a str"):
+        assert_close("x", "y")
+    with raises("result: expected None, got a int"):
+        assert_close(0, None)
+
+
+def test_unknown_expected_type_is_a_grader_error_not_a_mismatch():
+    with pytest.raises(TypeError, match=re.escape("assert_close cannot compare expected values of type object")):
+        assert_close(object(), object())

@@ -1,0 +1,178 @@
+"""mlgrade.modules: a submitted torch module against a reference, by registration order and shape."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from mlgrade import Mismatch, SubmissionError, compare_module, module_state, randomized, run_module, student, \
+    transplanted  # noqa: E402
+from mlgrade.grading import GradingSession, per_submission, set_current  # noqa: E402
+from mlgrade.loading import load_file  # noqa: E402
+from mlgrade.sandbox import Limits, Sandbox  # noqa: E402
+
+SUBMISSION = textwrap.dedent('''
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class Good(nn.Module):          # the reference's layers under other names
+        def __init__(self, c, bias=False):
+            super().__init__()
+            self.first = nn.Conv2d(1, c, 3, padding=1, bias=bias)
+            self.norm_a = nn.BatchNorm2d(c)
+            self.norm_b = nn.BatchNorm2d(c)
+            self.head = nn.Linear(c, 3)
+
+        def forward(self, x):
+            x = F.relu(self.norm_a(self.first(x)))
+            return self.head(self.norm_b(x).mean(dim=(2, 3)))
+
+    class WithBias(Good):
+        def __init__(self, c):
+            super().__init__(c, bias=True)
+
+    class Shared(Good):
+        def __init__(self, c):
+            super().__init__(c)
+            self.norm_b = self.norm_a
+
+    class BatchStatsInEval(Good):   # right in train mode only
+        def forward(self, x):
+            a = self.norm_a
+            x = F.batch_norm(self.first(x), a.running_mean, a.running_var, a.weight, a.bias, True, 0.1, a.eps)
+            return self.head(self.norm_b(F.relu(x)).mean(dim=(2, 3)))
+
+    class Detached(Good):
+        def forward(self, x):
+            return super().forward(x).detach()
+
+    class OnGpu(Good):
+        def forward(self, x):
+            return super().forward(x.cuda())
+
+    class NotAModule:
+        def __init__(self, c):
+            self.c = c
+''')
+
+
+class Reference(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(1, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.fc = nn.Linear(c, 3)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv(x)))
+        return self.fc(self.bn2(x).mean(dim=(2, 3)))
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("submission")
+    (folder / "net.py").write_text(SUBMISSION)
+    module = load_file(folder, ["net.py"])
+    session = GradingSession(None, {module.name: module}, Sandbox([module.spec()], Limits(call_timeout=60)))
+    set_current(session)
+    try:
+        yield student("net")
+    finally:
+        session.close()
+        set_current(None)
+
+
+@pytest.fixture
+def reference():
+    torch.manual_seed(0)
+    return randomized(Reference(4), seed=1)
+
+
+@pytest.fixture
+def x():
+    return torch.randn(6, 1, 5, 5, generator=torch.Generator().manual_seed(2))
+
+
+def test_same_module_under_other_names_passes_every_check(net, reference, x):
+    got = compare_module(net.Good, reference, x, 4)
+    assert got.names[:2] == ["first.weight", "norm_a.weight"]
+    # state_dict order: each BatchNorm's parameters, then its buffers
+    assert got.kinds[:6] == ["parameter", "parameter", "parameter", "buffer", "buffer", "buffer"]
+    assert got.n_parameters == sum(p.numel() for p in reference.parameters())
+    assert got.grads[0] is not None and got.grads[3] is None
+
+
+def test_a_conv_bias_fails_with_both_architectures(net, reference, x):
+    with pytest.raises(SubmissionError) as info:
+        compare_module(net.WithBias, reference, x, 4, checks=("architecture",))
+    message = str(info.value)
+    assert "Expected 14: conv.weight (4, 1, 3, 3) [Conv2d], bn1.weight (4,) [BatchNorm2d]" in message
+    assert "Your module has 15: first.weight (4, 1, 3, 3) [Conv2d], first.bias (4,) [Conv2d]" in message
+    assert "First difference at entry 2" in message
+    assert "bias=False" in message
+
+
+def test_a_layer_used_twice_is_named(net, reference, x):
+    with pytest.raises(SubmissionError, match="`norm_b.weight` is the same tensor as `norm_a.weight`"):
+        compare_module(net.Shared, reference, x, 4)
+
+
+def test_eval_mode_differences_show_only_in_eval(net, reference, x):
+    compare_module(net.BatchStatsInEval, reference, x, 4, checks=("output", "gradients", "input_gradient"))
+    with pytest.raises(Mismatch, match=r"output \(eval mode"):
+        compare_module(net.BatchStatsInEval, reference, x, 4, checks=("eval",))
+
+
+def test_missing_gradients_are_reported(net, reference, x):
+    compare_module(net.Detached, reference, x, 4, checks=("output",))
+    with pytest.raises(SubmissionError, match="no gradient reached `first.weight`"):
+        compare_module(net.Detached, reference, x, 4, checks=("gradients",))
+
+
+def test_cuda_without_gpu_says_why(net, reference, x):
+    with pytest.raises(SubmissionError) as info:
+        compare_module(net.OnGpu, reference, x, 4)
+    assert "The grader has no GPU" in str(info.value)
+    assert "device of the input" in str(info.value)
+
+
+def test_not_a_module(net, reference, x):
+    with pytest.raises(SubmissionError, match="not a torch.nn.Module"):
+        run_module(net.NotAModule, 4)
+
+
+def test_transplanted_module_stays_in_the_worker(net, reference):
+    ref = transplanted(net.Good, reference, 4)
+    state = module_state(ref)
+    for got, want in zip(state.state, reference.state_dict().values()):
+        assert torch.equal(got, want)
+    assert state.training is True
+
+
+def test_randomized_changes_only_constant_entries():
+    torch.manual_seed(0)
+    module = Reference(3)
+    changed = randomized(module, seed=5)
+    assert torch.equal(changed.conv.weight, module.conv.weight)
+    assert not torch.equal(changed.bn1.weight, module.bn1.weight)
+    assert (changed.bn1.running_var > 0).all()
+    assert not torch.equal(changed.bn1.bias, changed.bn2.bias)
+
+
+def test_runs_are_computed_once_per_submission(net, reference, x):
+    calls = []
+
+    @per_submission
+    def expensive(n):
+        calls.append(n)
+        return n * 2
+
+    assert expensive(3) == expensive(3) == 6 and calls == [3]
+    first = compare_module(net.Good, reference, x, 4, checks=("output",))
+    assert compare_module(net.Good, reference, x, 4, checks=("eval",)) is first

@@ -1,0 +1,323 @@
+"""mlgrade.sandbox and mlgrade.worker: limits, deaths, replacement, confinement, output."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import tempfile
+import textwrap
+import time
+
+import pytest
+from conftest import pids_of_uid
+
+from mlgrade.sandbox import CallTimeout, Limits, Sandbox, WorkerDied, worker_user
+
+ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not ROOT, reason="confinement by user, namespaces and cgroup needs root")
+
+SOURCE = textwrap.dedent('''
+    import os, signal, socket, sys, time
+
+    def add(a, b):
+        return a + b
+
+    def whoami():
+        return [os.getuid(), os.getgid(), os.getcwd()]
+
+    def loop():
+        while True:
+            pass
+
+    def sleep(s):
+        time.sleep(s)
+        return s
+
+    def exit_with(code):
+        os._exit(code)
+
+    def kill_self():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def sys_exit():
+        sys.exit(3)
+
+    def talk(n):
+        print("x" * n)
+        print("to stderr", file=sys.stderr)
+        return n
+
+    def listdir(path):
+        return sorted(os.listdir(path))
+
+    def read(path):
+        with open(path) as fh:
+            return fh.read()
+
+    def connect(host, port):
+        try:
+            with socket.create_connection((host, port), timeout=3):
+                return "connected"
+        except OSError as exc:
+            return type(exc).__name__
+
+    def hog(mb):
+        chunks = []
+        for _ in range(mb // 64):
+            chunks.append(bytearray(64 << 20))  # zero-filled: every page is touched
+        return len(chunks)
+
+    def fork_sleepers(n):
+        pids = []
+        for _ in range(n):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(60)
+                os._exit(0)
+            pids.append(pid)
+        return pids
+
+    def unsupported():
+        return object()
+
+    def boom():
+        raise ValueError("bad input")
+''')
+
+
+def spec(source: str = SOURCE, name: str = "m") -> dict:
+    return {"name": name, "file": f"{name}.py", "chunks": [[f"{name}.py", source]]}
+
+
+def sandbox(source: str = SOURCE, limits: Limits | None = None, protected=(), **kw) -> Sandbox:
+    return Sandbox([spec(source)], limits or Limits(call_timeout=10, load_timeout=30), list(protected), torch=False, **kw)
+
+
+def call(sb: Sandbox, fn: str, *args, timeout=None):
+    return sb.call("call", timeout=timeout, target=["m", fn], args=list(args), kwargs={})
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with sandbox() as box:
+        yield box
+
+
+def test_a_call_returns_its_value(sb):
+    reply = call(sb, "add", 2, 3)
+    assert reply.ok and reply.value == {"value": 5, "mutated": []}
+    assert reply.seconds < 10
+
+
+def test_exceptions_come_back_as_records(sb):
+    reply = call(sb, "boom")
+    assert not reply.ok
+    assert reply.error["type"] == "ValueError" and reply.error["message"] == "bad input"
+    assert 'raise ValueError("bad input")' in reply.error["traceback"]
+    assert "/mlgrade/" not in reply.error["traceback"]
+
+
+def test_sys_exit_in_a_call_is_an_error_not_a_death(sb):
+    deaths = sb.deaths
+    reply = call(sb, "sys_exit")
+    assert not reply.ok and reply.error["type"] == "SystemExit" and reply.error["message"] == "3"
+    assert sb.deaths == deaths and sb.alive()
+
+
+def test_unsupported_return_value_names_the_culprit(sb):
+    reply = call(sb, "unsupported")
+    assert reply.error["kind"] == "unsupported"
+    assert reply.error["message"] == ("the returned value is an object of type object; only numbers, strings, lists, "
+                                      "tuples, dicts, numpy arrays and torch tensors can be graded")
+
+
+def test_output_is_captured_per_call(sb):
+    reply = call(sb, "talk", 5)
+    assert sorted(reply.output.splitlines()) == ["to stderr", "xxxxx"]  # stdout is block-buffered
+    assert call(sb, "add", 1, 1).output == ""
+
+
+def test_output_is_truncated():
+    with sandbox(limits=Limits(output_chars=100, call_timeout=10, load_timeout=30)) as box:
+        reply = call(box, "talk", 100_000)
+    assert reply.ok
+    assert reply.output == "x" * 100 + "\n... (output truncated)"
+
+
+def test_a_timeout_stops_and_replaces_the_worker(sb):
+    first = sb.proc.pid
+    start = time.monotonic()
+    with pytest.raises(CallTimeout, match=re.escape("did not finish within 1.5 s (wall clock); the worker was stopped")):
+        call(sb, "loop", timeout=1.5)
+    assert time.monotonic() - start < 5
+    assert not sb.alive()
+    assert call(sb, "add", 1, 2).value["value"] == 3
+    assert sb.proc.pid != first
+
+
+def test_sleeping_is_timed_by_the_wall_clock(sb):
+    with pytest.raises(CallTimeout, match=re.escape("did not finish within 1 s")):
+        call(sb, "sleep", 30, timeout=1)
+    assert call(sb, "sleep", 0.1).value["value"] == 0.1
+
+
+@pytest.mark.parametrize("fn,args,reason", [
+    ("exit_with", [3], "the worker exited with status 3"),
+    ("exit_with", [0], "the worker exited with status 0"),
+    ("kill_self", [], "the worker was killed by SIGKILL (killed: memory limit or a limit of the sandbox)"),
+])
+def test_worker_death_is_reported_and_the_worker_replaced(sb, fn, args, reason):
+    deaths = sb.deaths
+    with pytest.raises(WorkerDied, match="^" + re.escape(reason) + "$"):
+        call(sb, fn, *args)
+    assert sb.deaths == deaths + 1
+    assert call(sb, "add", 2, 2).value["value"] == 4
+
+
+def test_output_before_a_death_is_kept(sb):
+    source = SOURCE + "\ndef talk_and_die():\n    print('last words', flush=True)\n    os._exit(1)\n"
+    with sandbox(source) as box:
+        with pytest.raises(WorkerDied) as info:
+            call(box, "talk_and_die")
+    assert info.value.output == "last words\n"
+
+
+def test_load_errors_are_recorded_and_the_worker_survives():
+    with sandbox("import sys\nx = 1 / 0\n") as box:
+        box.ensure_started()
+        assert box.load_errors["m"]["type"] == "ZeroDivisionError"
+        assert box.load_errors["m"]["kind"] == "load"
+        assert box.alive()
+
+
+def test_a_module_that_kills_its_worker_at_import_is_not_loaded_again():
+    with sandbox("import os\nos._exit(7)\n") as box:
+        box.ensure_started()
+        assert box.load_errors["m"] == {"kind": "load", "type": "the worker died",
+                                        "message": "the worker exited with status 7"}
+        assert box.alive()
+
+
+def test_import_time_loop_is_stopped_by_the_load_timeout():
+    with sandbox("while True:\n    pass\n", limits=Limits(load_timeout=2)) as box:
+        start = time.monotonic()
+        box.ensure_started()
+        assert time.monotonic() - start < 15
+        assert box.load_errors["m"]["message"] == "did not finish within 2 s (wall clock); the worker was stopped"
+
+
+# -- confinement (root) -----------------------------------------------------------------------
+
+@needs_root
+def test_the_worker_runs_as_the_worker_user_in_its_scratch_dir(sb):
+    uid, gid, cwd = call(sb, "whoami").value["value"]
+    user = worker_user()
+    assert (uid, gid) == (user.pw_uid, user.pw_gid) and uid != 0
+    assert os.path.basename(cwd).startswith("work-")
+    assert sb.report.user == user.pw_name
+
+
+@pytest.fixture
+def readable_secret():
+    """A world-readable folder with a secret: only the mask can hide it."""
+    folder = tempfile.mkdtemp(prefix="mlgrade-secret-")
+    os.chmod(folder, 0o755)
+    with open(os.path.join(folder, "answers.py"), "w") as fh:
+        fh.write("SECRET = 42\n")
+    os.chmod(os.path.join(folder, "answers.py"), 0o644)
+    yield folder
+    shutil.rmtree(folder)
+
+
+@needs_root
+def test_a_protected_path_is_masked(readable_secret):
+    with sandbox() as box:  # control: without the mask, file permissions alone allow reading it
+        assert call(box, "read", f"{readable_secret}/answers.py").value["value"] == "SECRET = 42\n"
+    with sandbox(protected=[readable_secret]) as box:
+        assert call(box, "listdir", readable_secret).value["value"] == []
+        reply = call(box, "read", f"{readable_secret}/answers.py")
+        assert reply.error["type"] == "FileNotFoundError"
+        assert box.report.missing == []
+    assert os.listdir(readable_secret) == ["answers.py"]  # masked in the worker only
+
+
+@needs_root
+def test_the_repository_is_masked_by_the_real_assignment():
+    from mlgrade import assignments
+
+    from conftest import REPO
+
+    protected = assignments.get("ml-hw6", root=REPO).protected_paths()
+    assert str(REPO / "reference") in protected and str(REPO / "graders") in protected
+    with sandbox(protected=protected) as box:
+        assert call(box, "listdir", str(REPO / "reference")).value["value"] == []
+        assert call(box, "listdir", str(REPO / "graders")).value["value"] == []
+        assert call(box, "listdir", str(REPO / "tests")).value["value"] == []
+
+
+@needs_root
+def test_the_worker_has_no_network(sb):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=3).close()  # control: reachable from here
+        assert call(sb, "connect", "127.0.0.1", port).value["value"] in ("ConnectionRefusedError", "OSError")
+        assert call(sb, "connect", "1.1.1.1", 53).value["value"] == "OSError"
+    finally:
+        server.close()
+
+
+@needs_root
+def test_the_memory_limit_kills_an_allocation_bomb():
+    with sandbox(limits=Limits(memory_mb=512, call_timeout=30, load_timeout=30)) as box:
+        assert call(box, "hog", 128).value["value"] == 2
+        with pytest.raises(WorkerDied, match=re.escape("the worker was killed by SIGKILL (killed: memory limit")):
+            call(box, "hog", 4096)
+        assert box.report.cgroup
+        assert call(box, "add", 1, 1).value["value"] == 2  # a fresh worker
+
+
+def test_an_address_space_bomb_fails_inside_the_worker_without_cgroup():
+    limits = Limits(memory_mb=512, address_space_mb=1536, call_timeout=30, load_timeout=30)
+    with sandbox(limits=limits) as box:
+        try:
+            reply = call(box, "hog", 8192)
+        except WorkerDied as exc:
+            assert "SIGKILL" in exc.reason
+        else:
+            assert reply.error["type"] == "MemoryError"
+
+
+def test_forked_children_die_with_the_worker(worker_uid):
+    box = sandbox(limits=Limits(processes=64, call_timeout=10, load_timeout=30))
+    try:
+        children = call(box, "fork_sleepers", 5).value["value"]
+        assert len(children) == 5
+    finally:
+        box.close()
+    time.sleep(0.1)
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/status").read().count("zombie")
+    if worker_uid is not None:
+        assert pids_of_uid(worker_uid) == []
+
+
+@needs_root
+def test_the_process_limit_stops_a_fork_bomb():
+    with sandbox(limits=Limits(processes=32, call_timeout=10, load_timeout=30)) as box:
+        box.ensure_started()
+        assert box.load_errors == {}
+        reply = call(box, "fork_sleepers", 200)
+        assert not reply.ok and reply.error["type"] == "BlockingIOError"
+
+
+def test_close_is_idempotent_and_kills_the_worker():
+    box = sandbox()
+    call(box, "add", 1, 1)
+    pid = box.proc.pid
+    box.close()
+    box.close()
+    assert not os.path.exists(f"/proc/{pid}")
