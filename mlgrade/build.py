@@ -165,7 +165,12 @@ fi
 if ! id mlgrade >/dev/null 2>&1; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mlgrade
 fi
-"$VENV/bin/mlgrade" setup-worker  # checks that the worker user can run the venv's Python and numpy
+"$VENV/bin/mlgrade" setup-worker || log "setup-worker reported a problem; checking again"
+if ! out=$(cd / && setpriv --reuid="$(id -u mlgrade)" --regid="$(id -g mlgrade)" --clear-groups \
+      "$VENV/bin/python" -I -c 'import numpy, torch, mlgrade.worker' 2>&1); then
+  log "the worker user cannot run $VENV/bin/python with numpy, torch and mlgrade (exit $?): $out"
+  exit 1
+fi
 
 # 4. lock graders, reference and data
 lock_down

@@ -18,7 +18,7 @@ import nbformat
 
 __all__ = ["LoadError", "ModuleSource", "load_file", "find_file", "names_used"]
 
-MAX_SOURCE_BYTES = 5 << 20
+MAX_SOURCE_BYTES = {".py": 5 << 20, ".ipynb": 100 << 20}  # notebooks carry their plots
 MSG_NOT_SUBMITTED = "{file} was not submitted"
 MSG_IMPORTS_REFERENCE = (
     "{where}: imports `{name}`, the course's reference solution, which is not available "
@@ -180,8 +180,9 @@ def load_file(submission_dir: Path, names: list[str], reference_modules: set[str
         module.error = LoadError("not_submitted", MSG_NOT_SUBMITTED.format(file=names[0]))
         return module
     module.file = path.name
-    if path.stat().st_size > MAX_SOURCE_BYTES:
-        module.error = LoadError("unreadable", f"{path.name} is larger than {MAX_SOURCE_BYTES >> 20} MB")
+    limit = MAX_SOURCE_BYTES.get(path.suffix, MAX_SOURCE_BYTES[".py"])
+    if path.stat().st_size > limit:
+        module.error = LoadError("unreadable", f"{path.name} is larger than {limit >> 20} MB")
         return module
     if path.suffix == ".ipynb":
         module.chunks, module.error = _notebook_chunks(path, path.name)

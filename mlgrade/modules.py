@@ -106,9 +106,9 @@ def architecture_message(student: ModuleRun, expected: ModuleRun, call: str) -> 
              f"Expected {len(expected.names)}: {expected.listing()}",
              f"Your module has {len(student.names)}: {student.listing()}"]
     for i, (a, b) in enumerate(zip(student.shapes, expected.shapes)):
-        if a != b:
-            lines.append(f"First difference at entry {i + 1}: expected {expected.names[i]} {_shape(b)}, "
-                         f"got {student.names[i]} {_shape(a)}.")
+        if a != b or "?" not in (student.owners[i], expected.owners[i]) and student.owners[i] != expected.owners[i]:
+            lines.append(f"First difference at entry {i + 1}: expected {expected.names[i]} {_shape(b)} "
+                         f"[{expected.owners[i]}], got {student.names[i]} {_shape(a)} [{student.owners[i]}].")
             break
     else:
         longer = student if len(student.names) > len(expected.names) else expected

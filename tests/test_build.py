@@ -138,7 +138,7 @@ def test_autograder_zip_contents(autograder_zip):
     assert "torch==2.13.0" in reqs and all("==" in r for r in reqs)
     assert "--index-url https://download.pytorch.org/whl/cpu" in setup
     assert '--no-index --find-links "$SRC/wheelhouse"' in setup
-    assert "python3-venv" in setup and "useradd --system" in setup and "bin/mlgrade\" setup-worker" in setup
+    assert "python3-venv" in setup and "useradd --system" in setup and "bin/mlgrade\" setup-worker" in setup and "setpriv --reuid" in setup
     # run_autograder: the engine on the submission, Gradescope's paths
     assert "export MLGRADE_ROOT=/autograder/source" in run
     assert "mlgrade run ml-hw6 /autograder/submission --results \"$RESULTS\"" in run

@@ -112,8 +112,8 @@ def test_a_conv_bias_fails_with_both_architectures(net, reference, x):
     with pytest.raises(SubmissionError) as info:
         compare_module(net.WithBias, reference, x, 4, checks=("architecture",))
     message = str(info.value)
-    assert "Expected 14: conv.weight (4, 1, 3, 3) [Conv2d], bn1.weight (4,) [BatchNorm2d]" in message
-    assert "Your module has 15: first.weight (4, 1, 3, 3) [Conv2d], first.bias (4,) [Conv2d]" in message
+    assert "Expected 13: conv.weight (4, 1, 3, 3) [Conv2d], bn1.weight (4,) [BatchNorm2d]" in message
+    assert "Your module has 14: first.weight (4, 1, 3, 3) [Conv2d], first.bias (4,) [Conv2d]" in message
     assert "First difference at entry 2" in message
     assert "bias=False" in message
 

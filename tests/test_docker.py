@@ -1,0 +1,154 @@
+"""The autograder zip in Gradescope's layout, in a container: docker/Dockerfile + docker/grade.sh.
+
+Builds the image for ml-hw6 (setup.sh at build time, from a wheelhouse shipped in the zip) and
+grades the reference, the template and a hostile submission with --network none. Needs a Docker
+engine: where none answers it is skipped, except under CI (as root) where it starts one with
+../shared/tools/docker-engine.sh. The wheelhouse is cached in /var/cache/mlgrade-wheelhouse and
+the image is reused while the zip is unchanged.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlgrade import assignments
+from mlgrade.build import build_autograder, pinned_requirements
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE_SCRIPT = ROOT.parent / "shared" / "tools" / "docker-engine.sh"
+GRADE_SH = ROOT / "docker" / "grade.sh"
+WHEELHOUSE = Path(os.environ.get("MLGRADE_WHEELHOUSE", "/var/cache/mlgrade-wheelhouse"))
+BASE = os.environ.get("MLGRADE_BASE_IMAGE", "local/debian:bookworm")
+PYTHON_IN_IMAGE = "3.11.2"  # Debian bookworm's python3: the wheelhouse must resolve for it
+
+HOSTILE = '''import json, os
+# tries to write its own results, then never finishes loading
+for path in ("/autograder/results/results.json", "/autograder/source/results.json", "results.json"):
+    try:
+        with open(path, "w") as fh:
+            json.dump({"score": 1000, "output": "pwned", "tests": []}, fh)
+    except OSError:
+        pass
+for path in ("/autograder/source/reference/ml-hw6/hw6.py", "/autograder/source/graders/ml-hw6/test_svm.py"):
+    try:
+        print(open(path).read()[:100])
+    except OSError:
+        pass
+while True:
+    pass
+'''
+
+
+def _engine_up() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def docker_engine():
+    if not _engine_up() and os.environ.get("CI") and os.geteuid() == 0 and ENGINE_SCRIPT.is_file():
+        subprocess.run(["bash", str(ENGINE_SCRIPT)], check=False, timeout=900)
+    if not _engine_up():
+        pytest.skip(f"no Docker engine reachable: run `bash {os.path.relpath(ENGINE_SCRIPT, ROOT)}` "
+                    "(../shared/tools/docker-engine.sh) as root to start one")
+    if subprocess.run(["docker", "image", "inspect", BASE], capture_output=True).returncode != 0:
+        if os.geteuid() == 0 and ENGINE_SCRIPT.is_file():
+            subprocess.run(["bash", str(ENGINE_SCRIPT)], check=False, timeout=900)
+        if subprocess.run(["docker", "image", "inspect", BASE], capture_output=True).returncode != 0:
+            pytest.skip(f"base image {BASE} missing: run ../shared/tools/docker-engine.sh as root")
+
+
+def _wheelhouse() -> Path:
+    """pip download the pinned dependencies once (cached; a second run only checks)."""
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    reqs = pinned_requirements()
+    stamp = WHEELHOUSE / ".requirements"
+    if stamp.is_file() and stamp.read_text() == "\n".join(reqs):
+        return WHEELHOUSE
+    req_file = WHEELHOUSE / "requirements.in"
+    req_file.write_text("\n".join(reqs) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(WHEELHOUSE), "-r", str(req_file),
+                    "--only-binary=:all:", "--python-version", PYTHON_IN_IMAGE], check=True, timeout=900)
+    stamp.write_text("\n".join(reqs))
+    return WHEELHOUSE
+
+
+@pytest.fixture(scope="module")
+def image_zip(docker_engine, tmp_path_factory) -> Path:
+    a = assignments.get("ml-hw6", ROOT)
+    return build_autograder(a, tmp_path_factory.mktemp("dist"), wheelhouse=_wheelhouse())
+
+
+def grade(zip_path: Path, submission: Path, results: Path) -> tuple[dict, float]:
+    env = {**os.environ, "BASE_IMAGE": BASE, "BUILD_NETWORK": "host", "GRADE_TIMEOUT": "900"}
+    start = time.monotonic()
+    run = subprocess.run(["bash", str(GRADE_SH), str(zip_path), str(submission), str(results)],
+                         capture_output=True, text=True, env=env, timeout=1500)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    printed = json.loads(run.stdout)
+    assert printed == json.loads((results / "results.json").read_text())
+    return printed, time.monotonic() - start
+
+
+def _tag(zip_path: Path) -> str:
+    out = subprocess.run(["bash", "-c", 'set -e; (sha256sum "$1"; sha256sum "$2"; echo "$3") | sha256sum | cut -c1-16',
+                          "_", str(zip_path), str(ROOT / "docker" / "Dockerfile"), BASE],
+                         capture_output=True, text=True, check=True)
+    return f"mlgrade-autograder:{out.stdout.strip()}"
+
+
+def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
+    a = assignments.get("ml-hw6", ROOT)
+    timings = {}
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    shutil.copy(a.reference_dir / "hw6.py", ref / "hw6.py")
+    res, timings["reference (incl. build if needed)"] = grade(image_zip, ref, tmp_path / "out-ref")
+    maximum = sum(t["max_score"] for t in res["tests"])
+    assert maximum > 0 and res["score"] == maximum, [t for t in res["tests"] if t["score"] < t["max_score"]][:3]
+
+    tpl = tmp_path / "tpl"
+    tpl.mkdir()
+    shutil.copy(a.template_dir / "hw6.ipynb", tpl / "hw6.ipynb")
+    res, timings["template"] = grade(image_zip, tpl, tmp_path / "out-tpl")
+    assert res["score"] == 0 and len(res["tests"]) == len(json.loads((tmp_path / "out-ref" / "results.json").read_text())["tests"])
+
+    bad = tmp_path / "hostile"
+    bad.mkdir()
+    (bad / "hw6.py").write_text(HOSTILE)
+    res, timings["hostile"] = grade(image_zip, bad, tmp_path / "out-bad")
+    assert res["score"] == 0 and res["tests"], res
+    assert "pwned" not in json.dumps(res)
+    assert "could not be loaded" in res["output"]
+    print("docker timings:", {k: f"{v:.0f} s" for k, v in timings.items()})
+
+    # the image: Gradescope's layout, reference and graders locked to root, no CUDA, small
+    tag = _tag(image_zip)
+    probe = subprocess.run(["docker", "run", "--rm", "--network", "none", tag, "bash", "-c",
+                            "stat -c '%a %U %n' /autograder/source/reference/ml-hw6 /autograder/source/reference/ml-hw6/hw6.py "
+                            "/autograder/source/graders/ml-hw6 /autograder/source/graders/ml-hw6/conftest.py; "
+                            "ls /autograder; test -x /autograder/run_autograder && echo run-ok; "
+                            "test -d /autograder/source/wheelhouse && echo wheelhouse-left; "
+                            "setpriv --reuid=mlgrade --regid=mlgrade --clear-groups cat /autograder/source/reference/ml-hw6/hw6.py "
+                            ">/dev/null 2>&1 && echo READABLE || echo denied; "
+                            "/opt/mlgrade/venv/bin/python -c 'import torch; print(\"cuda\", torch.version.cuda)'"],
+                           capture_output=True, text=True, timeout=300)
+    lines = probe.stdout.split("\n")
+    assert "700 root /autograder/source/reference/ml-hw6" in lines
+    assert "600 root /autograder/source/reference/ml-hw6/hw6.py" in lines
+    assert "700 root /autograder/source/graders/ml-hw6" in lines
+    assert "600 root /autograder/source/graders/ml-hw6/conftest.py" in lines
+    assert {"source", "submission", "results", "run_autograder", "run-ok", "denied", "cuda None"} <= set(lines), probe.stdout + probe.stderr
+    assert "wheelhouse-left" not in lines and "READABLE" not in lines
+    size = int(subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", tag],
+                              capture_output=True, text=True, check=True).stdout)
+    print(f"image {tag}: {size / 1e9:.2f} GB")
+    assert size <= 1.5e9, f"image is {size / 1e9:.2f} GB (goal <= 1.5 GB)"
