@@ -186,6 +186,8 @@ export MLGRADE_WORKER_USER=mlgrade
 RESULTS=/autograder/results/results.json
 mkdir -p /autograder/results
 chmod 755 /autograder/results
+# the worker user must traverse / (an image made from a 0700 root, like a debootstrap import, has not)
+chmod o+x / 2>/dev/null || true
 rm -f "$RESULTS"
 cd /autograder/source
 {venv}/bin/mlgrade run {id} /autograder/submission --results "$RESULTS"

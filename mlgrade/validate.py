@@ -64,14 +64,18 @@ def load_mutants(folder: Path) -> list[Mutant]:
 
 
 def apply_mutant(mutant: Mutant, reference_dir: Path, target: Path) -> None:
-    """Copy the reference's submission files into ``target`` and apply the mutant's patches."""
+    """Copy the reference's files into ``target`` and apply the mutant's patches to one of them
+    (the others stay correct, so only the mutated file's tests should lose points)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in Path(reference_dir).iterdir():
+        if path.is_file():
+            shutil.copy(path, target / path.name)
     source = (Path(reference_dir) / mutant.file).read_text()
     for patch in mutant.replace:
         count = source.count(patch["old"])
         if count != 1:
             raise MutantError(f"{mutant.name}: text to replace occurs {count} times in {mutant.file} (needs exactly 1)")
         source = source.replace(patch["old"], patch["new"])
-    target.mkdir(parents=True, exist_ok=True)
     (target / mutant.file).write_text(source)
 
 
