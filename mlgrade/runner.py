@@ -74,7 +74,8 @@ def grade(assignment: Assignment, submission_dir: Path, results_path: str | None
             f"--confcutdir={assignment.graders_dir or assignment.package_dir}"]
     buffer = io.StringIO()
     try:
-        with contextlib.redirect_stdout(sys.stdout if echo else buffer):
+        with contextlib.redirect_stdout(sys.stdout if echo else buffer), \
+                contextlib.redirect_stderr(sys.stderr if echo else buffer):
             exit_code = pytest.main(args, plugins=[plugin])
     finally:
         session.close()
