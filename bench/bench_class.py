@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -45,8 +44,6 @@ def main() -> None:
               f"graded {summary.graded}, failed {summary.failed}")
         for pid, mb in sorted(summary.peak_rss_mb.items()):
             print(f"  pool process {pid}: peak RSS {mb:.0f} MB (grading process; each sandbox worker is separate)")
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"  largest child process seen (pool or sandbox worker): {children:.0f} MB")
 
         names = sorted(p.name for p in subs.iterdir())
         sample = random.Random(1).sample(names, min(args.serial_sample, len(names)))

@@ -4,7 +4,7 @@ import pytest
 
 from mlgrade import assignments
 from mlgrade.validate import Mutant, MutantError, apply_mutant, check_mutant, load_mutants, validate
-from mlgrade.results import TestResult
+from mlgrade.results import TestResult as Result
 
 ASSIGNMENTS = [a.id for a in assignments.catalogue() if a.has_graders()]
 
@@ -35,7 +35,7 @@ def test_apply_mutant_refuses_ambiguous_text(tmp_path):
 
 
 def test_check_mutant_needs_a_lost_point_per_named_prefix():
-    tests = [TestResult("f: a", 1, passed=True), TestResult("f: b", 1, passed=False), TestResult("g: a", 1, passed=True)]
+    tests = [Result("f: a", 1, passed=True), Result("f: b", 1, passed=False), Result("g: a", 1, passed=True)]
     assert check_mutant(Mutant("m", "", "x.py", ["f: "], []), tests) == (True, "")
     assert check_mutant(Mutant("m", "", "x.py", ["g: "], []), tests) == (False, "passed every 'g: ' test")
     assert check_mutant(Mutant("m", "", "x.py", ["h: "], []), tests) == (False, "no test named 'h: '")
