@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -73,12 +74,19 @@ def grade(assignment: Assignment, submission_dir: Path, results_path: str | None
             "-p", "no:cacheprovider", "--assert=plain", "-q", "--tb=short", "-rN",
             f"--confcutdir={assignment.graders_dir or assignment.package_dir}"]
     buffer = io.StringIO()
+    # only our plugin: installed pytest plugins neither slow grading down nor change it
+    autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
         with contextlib.redirect_stdout(sys.stdout if echo else buffer), \
                 contextlib.redirect_stderr(sys.stderr if echo else buffer):
             exit_code = pytest.main(args, plugins=[plugin])
     finally:
         session.close()
+        if autoload is None:
+            del os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"]
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = autoload
     log = buffer.getvalue()
     if plugin.internal_errors:
         log += "\n\nGrader errors:\n" + "\n".join(plugin.internal_errors)
