@@ -20,7 +20,7 @@ import pytest
 from mlgrade.assignments import Assignment
 from mlgrade.grading import GradingSession
 from mlgrade.results import GradescopePlugin, TestResult, to_gradescope, write_results
-from mlgrade.sandbox import Sandbox
+from mlgrade.sandbox import Sandbox, Zygote
 
 __all__ = ["Outcome", "grade"]
 
@@ -53,12 +53,15 @@ def _summary(assignment: Assignment, modules, sandbox: Sandbox | None) -> str:
 
 
 def grade(assignment: Assignment, submission_dir: Path, results_path: str | None = None,
-          public_only: bool = False, echo: bool = False) -> Outcome:
-    """Grade ``submission_dir``; write results.json to ``results_path`` when given."""
+          public_only: bool = False, echo: bool = False, zygote: Zygote | None = None) -> Outcome:
+    """Grade ``submission_dir``; write results.json to ``results_path`` when given.
+
+    ``zygote``: a fork server that starts workers without importing torch (batch grading).
+    """
     start = time.monotonic()
     modules = assignment.load_submission(Path(submission_dir))
     runnable = [m.spec() for m in modules if m.error is None]
-    sandbox = Sandbox(runnable, assignment.limits, assignment.protected_paths()) if runnable else None
+    sandbox = Sandbox(runnable, assignment.limits, assignment.protected_paths(), zygote=zygote) if runnable else None
     if sandbox:
         sandbox.start_async()
     session = GradingSession(assignment, {m.name: m for m in modules}, sandbox)

@@ -81,6 +81,93 @@ class SandboxReport:
     peak_rss_mb: float = 0.0
 
 
+def worker_env(scratch: str) -> dict:
+    """The whole environment of a worker: nothing of the grading process's leaks into it."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": scratch,
+        "TMPDIR": scratch,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LANG", "LC_ALL"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+class ForkedWorker:
+    """A worker forked by a :class:`Zygote`: not our child, so known by its pid only."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self):
+        try:
+            with open(f"/proc/{self.pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            state = "X"
+        if state in ("Z", "X"):
+            self.returncode = -signal.SIGKILL if self.returncode is None else self.returncode
+            return self.returncode
+        return None
+
+    def wait(self, timeout: float | None = None):
+        deadline = time.monotonic() + (timeout if timeout is not None else 10)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                if timeout is not None:
+                    raise subprocess.TimeoutExpired("worker", timeout)
+                break
+            time.sleep(0.005)
+        return self.returncode
+
+
+class Zygote:
+    """A fork server for workers (``mlgrade.worker`` in zygote mode).
+
+    It imports numpy and torch once; each worker is then a fork that confines itself like
+    a fresh one, in milliseconds instead of a torch import. For batch grading, where one
+    grading process grades many submissions. It never runs student code itself.
+    """
+
+    def __init__(self, torch: bool = True):
+        import socket
+
+        self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        cfg = {"zygote": True, "socket_fd": theirs.fileno(), "torch": torch}
+        self.proc = subprocess.Popen([sys.executable, "-I", "-m", "mlgrade.worker", json.dumps(cfg)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=worker_env("/"), cwd="/", pass_fds=(theirs.fileno(),), start_new_session=True)
+        theirs.close()
+        self._lock = threading.Lock()
+
+    def fork(self, cfg: dict, fds: list[int]) -> ForkedWorker:
+        import socket
+
+        with self._lock:
+            self._sock.settimeout(120)  # the first fork waits for the zygote's own imports
+            try:
+                socket.send_fds(self._sock, [json.dumps(cfg).encode()], fds)
+                reply = self._sock.recv(4096)
+            except OSError as exc:
+                raise WorkerDied(f"the worker could not be started ({exc})") from None
+        if not reply:
+            raise WorkerDied("the worker could not be started (the fork server stopped)")
+        return ForkedWorker(int(json.loads(reply)["pid"]))
+
+    def close(self) -> None:
+        self._sock.close()
+        self.proc.kill()
+        self.proc.wait()
+
+
 def _prctl(option: int, value: int) -> None:
     try:
         ctypes.CDLL(None).prctl(option, value, 0, 0, 0)
@@ -233,8 +320,10 @@ class Sandbox:
     allows, and expected unreadable by file permissions elsewhere).
     """
 
-    def __init__(self, modules: list[dict], limits: Limits | None = None, protected: list[str] = (), torch: bool = True):
+    def __init__(self, modules: list[dict], limits: Limits | None = None, protected: list[str] = (), torch: bool = True,
+                 zygote: "Zygote | None" = None):
         self.modules = modules
+        self.zygote = zygote
         self.limits = limits or Limits()
         self.protected = [os.path.realpath(p) for p in protected]
         self.torch = torch
@@ -281,27 +370,17 @@ class Sandbox:
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         out_fd = os.open(self._output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": scratch,
-            "TMPDIR": scratch,
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "MPLBACKEND": "Agg",
-            "PYTHONHASHSEED": "0",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-        for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LANG", "LC_ALL"):
-            if key in os.environ:
-                env[key] = os.environ[key]
+        env = worker_env(scratch)
         cfg["fds"] = [req_r, rep_w]
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-m", "mlgrade.worker", json.dumps(cfg)],
-                stdin=subprocess.DEVNULL, stdout=out_fd, stderr=out_fd, env=env, cwd="/",
-                pass_fds=(req_r, rep_w), start_new_session=True,
-            )
+            if self.zygote is not None:
+                self.proc = self.zygote.fork({**cfg, "env": env}, [req_r, rep_w, out_fd])
+            else:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-I", "-m", "mlgrade.worker", json.dumps(cfg)],
+                    stdin=subprocess.DEVNULL, stdout=out_fd, stderr=out_fd, env=env, cwd="/",
+                    pass_fds=(req_r, rep_w), start_new_session=True,
+                )
         finally:
             for fd in (req_r, rep_w, out_fd):
                 os.close(fd)
@@ -486,6 +565,8 @@ class Sandbox:
             code = self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return "the worker closed its reply channel"
+        if isinstance(self.proc, ForkedWorker):  # a fork server's child: no exit status here
+            return "the worker stopped (it exited, or a limit of the sandbox killed it)"
         if code < 0:
             name = signal.Signals(-code).name
             hint = {"SIGKILL": " (killed: memory limit or a limit of the sandbox)", "SIGXCPU": " (CPU time limit)"}.get(name, "")

@@ -187,15 +187,8 @@ def write_frame(fd: int, payload: bytes) -> None:
 MISSING: list[str] = []
 
 
-def main() -> None:
-    cfg = json.loads(sys.argv[1])
-    request_fd, reply_fd = cfg["fds"]
-    MISSING.extend(confine(cfg))
-    import numpy  # noqa: F401  imported once per worker, before any student code
-    if cfg.get("torch", True):
-        import torch
-
-        torch.set_num_threads(1)
+def serve(request_fd: int, reply_fd: int) -> None:
+    """Answer requests until the grading process closes the request pipe."""
     from mlgrade import wire
 
     worker = Worker()
@@ -222,6 +215,68 @@ def main() -> None:
             except Exception:
                 pass
         write_frame(reply_fd, payload)
+
+
+def _import_libraries(with_torch: bool) -> None:
+    import numpy  # noqa: F401  imported once, before any student code
+    if with_torch:
+        import torch
+
+        torch.set_num_threads(1)
+    from mlgrade import probes, wire  # noqa: F401
+
+
+def zygote(cfg: dict) -> None:
+    """A fork server: numpy and torch imported once, one forked worker per request.
+
+    It never runs student code: each request (a config and the worker's request, reply and
+    output fds, over a unix socket) is forked into a child that confines itself exactly as
+    a freshly started worker does, and only then serves.
+    """
+    import socket
+
+    _import_libraries(cfg.get("torch", True))
+    sock = socket.socket(fileno=cfg["socket_fd"])
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
+        except OSError:
+            os._exit(0)
+        if not msg or len(fds) != 3:
+            os._exit(0)
+        child_cfg = json.loads(msg)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.setsid()
+            request_fd, reply_fd, out_fd = fds
+            os.dup2(out_fd, 1)
+            os.dup2(out_fd, 2)
+            os.close(out_fd)
+            os.environ.clear()
+            os.environ.update(child_cfg["env"])
+            MISSING.extend(confine(child_cfg))
+            try:
+                serve(request_fd, reply_fd)
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        sock.send(json.dumps({"pid": pid}).encode())
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    if cfg.get("zygote"):
+        zygote(cfg)
+        return
+    request_fd, reply_fd = cfg["fds"]
+    MISSING.extend(confine(cfg))
+    _import_libraries(cfg.get("torch", True))
+    serve(request_fd, reply_fd)
 
 
 if __name__ == "__main__":

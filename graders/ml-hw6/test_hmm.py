@@ -5,7 +5,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from mlgrade import assert_close, assert_unchanged, check, reference, student
+from mlgrade import assert_close, assert_unchanged, check, fetch, reference, student
 from mlgrade.assignments.ml_hw6.worked_examples import (
     URN_A, URN_B, URN_O, URN_PI,
 )
@@ -92,10 +92,12 @@ def test_baum_welch(hmm_factory, n, m, T, iters):
           name="(A, B, pi)")
 
 
-@check("baum_welch: leaves A, B, pi and O unchanged", weight=1)
+@check("baum_welch: correct, and leaves A, B, pi and O unchanged", weight=1)
 def test_baum_welch_inputs(hmm_factory):
     A, B, pi, O = hmm_factory(3, 3, 40)
-    assert_unchanged(hw6.baum_welch.remote(A, B, pi, O, 3), "baum_welch", ["A", "B", "pi", "O"])
+    result = hw6.baum_welch.remote(A, B, pi, O, 3)
+    close(fetch(result), ref.baum_welch(A, B, pi, O, 3), rtol=1e-6, atol=1e-9, name="(A, B, pi)")
+    assert_unchanged(result, "baum_welch", ["A", "B", "pi", "O"])
 
 
 @check("baum_welch: T=2000 stays finite and raises the likelihood", weight=2)
