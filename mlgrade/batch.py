@@ -202,6 +202,7 @@ def _engine_hash(assignment: Assignment) -> str:
 # --- the pool ------------------------------------------------------------------------------
 
 _ASSIGNMENT: Assignment | None = None
+_ZYGOTE = None  # this pool process's fork server: workers start without importing torch
 
 
 def _slot_user(slot: int) -> str:
@@ -234,7 +235,12 @@ def _grade_one(student: str, folder: str, results_path: str) -> dict:
     from mlgrade.results import earned
     from mlgrade.runner import grade
 
-    outcome = grade(_ASSIGNMENT, Path(folder), results_path)
+    global _ZYGOTE
+    from mlgrade.sandbox import Zygote
+
+    if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
+        _ZYGOTE = Zygote()
+    outcome = grade(_ASSIGNMENT, Path(folder), results_path, zygote=_ZYGOTE)
     tests = [{"name": t.name, "score": earned(t), "max_score": t.max_score, "passed": bool(t.passed),
               "message": "" if t.passed else _first_line(t.output)} for t in outcome.tests]
     return {"student": student, "score": outcome.results["score"], "tests": tests,

@@ -425,7 +425,8 @@ class Sandbox:
             kill_user_processes(self.user.pw_uid)
             self._uncontained = False
         else:
-            for pid in _descendants(os.getpid()):
+            spared = {self.zygote.proc.pid} if self.zygote else set()
+            for pid in set(_descendants(os.getpid())) - spared:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
