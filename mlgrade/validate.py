@@ -18,7 +18,7 @@ from rich.table import Table
 
 from mlgrade.runner import grade
 
-__all__ = ["Mutant", "MutantError", "load_mutants", "apply_mutant", "validate", "check_mutant"]
+__all__ = ["Mutant", "MutantError", "load_mutant", "load_mutants", "apply_mutant", "validate", "check_mutant"]
 
 
 class MutantError(ValueError):
@@ -52,15 +52,16 @@ class Report:
         return bool(self.verdicts) and all(v.ok for v in self.verdicts)
 
 
+def load_mutant(path: Path) -> Mutant:
+    data = tomllib.loads(Path(path).read_text())
+    missing = {"description", "file", "must_fail", "replace"} - set(data)
+    if missing:
+        raise MutantError(f"{Path(path).name}: missing {sorted(missing)}")
+    return Mutant(Path(path).stem, data["description"], data["file"], list(data["must_fail"]), data["replace"])
+
+
 def load_mutants(folder: Path) -> list[Mutant]:
-    mutants = []
-    for path in sorted(Path(folder).glob("*.toml")):
-        data = tomllib.loads(path.read_text())
-        missing = {"description", "file", "must_fail", "replace"} - set(data)
-        if missing:
-            raise MutantError(f"{path.name}: missing {sorted(missing)}")
-        mutants.append(Mutant(path.stem, data["description"], data["file"], list(data["must_fail"]), data["replace"]))
-    return mutants
+    return [load_mutant(path) for path in sorted(Path(folder).glob("*.toml"))]
 
 
 def apply_mutant(mutant: Mutant, reference_dir: Path, target: Path) -> None:
