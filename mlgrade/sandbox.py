@@ -387,7 +387,12 @@ class Sandbox:
         self._req, self._rep = req_w, rep_r
         os.set_inheritable(self._req, False)
         os.set_inheritable(self._rep, False)
+        self._have_cgroup = have_cgroup
         self._uncontained = True  # until the worker says it joined its cgroup
+
+    def _handshake(self) -> None:
+        """Wait for the new worker's imports, then load the submission's modules one by one."""
+        have_cgroup = self._have_cgroup
         hello = self._request({"op": "hello"}, self.limits.load_timeout)
         self.report.missing = sorted(set(self.report.missing) | set(hello.value["missing"]))
         self._uncontained = not have_cgroup or any(m.startswith("cgroup") for m in hello.value["missing"])
@@ -399,8 +404,7 @@ class Sandbox:
             except WorkerDied as exc:
                 # a module that kills its worker at import is not loaded again
                 self.load_errors[spec["name"]] = {"kind": "load", "type": "the worker died", "message": exc.reason}
-                self._start()
-                return
+                return  # the next call starts a worker without it
             self.load_errors.update({name: err for name, err in loaded.value.items() if err})
             self.load_output[spec["name"]] = loaded.output
 
@@ -469,13 +473,19 @@ class Sandbox:
     # -- requests ------------------------------------------------------------------------
 
     def start_async(self) -> None:
-        """Start the worker in the background (its imports overlap the grading process's own)."""
-        self._starter = threading.Thread(target=self._start_quietly, daemon=True)
-        self._starter.start()
-
-    def _start_quietly(self) -> None:
+        """Start the worker now, and wait for its imports in the background (they overlap the
+        grading process's own). The process is started from this thread: its parent-death
+        signal follows the thread that started it."""
         try:
             self._start()
+        except WorkerDied:
+            return  # the first call starts it again and reports why
+        self._starter = threading.Thread(target=self._handshake_quietly, daemon=True)
+        self._starter.start()
+
+    def _handshake_quietly(self) -> None:
+        try:
+            self._handshake()
         except WorkerDied:
             pass  # the first call starts it again and reports why
 
@@ -486,6 +496,7 @@ class Sandbox:
         if not self.alive():
             self.kill()
             self._start()
+            self._handshake()
 
     def call(self, probe: str, timeout: float | None = None, **kwargs) -> Reply:
         """Run ``probes.<probe>(**kwargs)`` in the worker (started on demand)."""

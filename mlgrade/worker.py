@@ -22,7 +22,8 @@ import types
 
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
 MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 1, 2, 4
-PR_SET_NO_NEW_PRIVS = 38  # a worker whose grader died sees EOF on its request pipe and exits
+PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
+# a spawned worker whose grader died sees EOF on its request pipe and exits
 
 
 PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
@@ -40,6 +41,7 @@ def confine(cfg: dict) -> list[str]:
     """Apply the sandbox, in an order that needs root first; returns what could not be applied."""
     libc = _libc()
     missing = []
+    parent = os.getppid()
     is_root = os.geteuid() == 0
     if cfg.get("cgroup_procs"):
         for procs in cfg["cgroup_procs"]:
@@ -96,6 +98,11 @@ def confine(cfg: dict) -> list[str]:
         os.setgid(cfg["gid"])
         os.setuid(cfg["uid"])
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    # die with the process that started us, even if it is SIGKILLed (set after setuid, which
+    # clears it); a parent already gone leaves nothing to serve
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(0)
     os.chdir(cfg["scratch"])
     return missing
 
@@ -235,6 +242,9 @@ def zygote(cfg: dict) -> None:
     """
     import socket
 
+    # a fork server and its workers must not outlive the grading process that owns them,
+    # even when that process is SIGKILLed (a batch timeout): no cleanup code would run then
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     _import_libraries(cfg.get("torch", True))
     sock = socket.socket(fileno=cfg["socket_fd"])
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
