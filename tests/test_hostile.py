@@ -29,6 +29,7 @@ from conftest import REPO, pids_of_uid
 
 HOSTILE = Path(__file__).with_name("hostile")
 BROKEN = Path(__file__).with_name("broken")
+WRONG_STUBS = HOSTILE / "wrong_stubs.py"
 TIME_BOUND = 120.0  # seconds for one grading, worst case (loops and restarts included)
 
 GRADER_MARKER = "HIDDEN-GRADER-MARKER-q8z1"
@@ -236,6 +237,9 @@ def _grade(assignment, worker_uid, tmp_path_factory, source: Path, expect: Expec
         apply_mutant(load_mutant(patch), REPO / "reference" / "ml-hw6", folder / "submission")
     else:
         shutil.copytree(source, folder / "submission")
+        if source.parent == HOSTILE:  # the wrong-on-purpose functions, then the attack
+            attack = folder / "submission" / "hw6.py"
+            attack.write_text(WRONG_STUBS.read_text() + "\n\n" + attack.read_text())
     results_path = folder / "out" / "results.json"
     start = time.monotonic()
     outcome = grade(assignment, folder / "submission", str(results_path))
