@@ -493,7 +493,11 @@ class Sandbox:
         if self._starter is not None:
             self._starter.join()
             self._starter = None
-        if not self.alive():
+        # each round either ends with a live worker or with one more module that killed its
+        # worker at import recorded in load_errors (and left out of the next worker)
+        for _ in range(len(self.modules) + 1):
+            if self.alive():
+                return
             self.kill()
             self._start()
             self._handshake()
