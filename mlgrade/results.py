@@ -13,9 +13,8 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -113,8 +112,6 @@ class GradescopePlugin:
         self.counters: dict[int, int] = {}
         self.results: dict[str, TestResult] = {}
         self.internal_errors: list[str] = []
-        self.start = time.monotonic()
-        self.finished = False
 
     # -- fixtures ------------------------------------------------------------------------
 
@@ -227,13 +224,9 @@ class GradescopePlugin:
         # every process that ran student code dies before any result is written
         self.session.close()
         set_current(None)
-        self.finished = True
 
     def ordered(self) -> list[TestResult]:
         return list(self.results.values())
-
-    def as_dict(self) -> list[dict]:
-        return [asdict(r) for r in self.ordered()]
 
 
 CREDIT = pytest.StashKey[Credit]()
