@@ -8,6 +8,7 @@ a fresh one. Replies are decoded by :mod:`mlgrade.wire` only.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import pwd
@@ -98,6 +99,54 @@ def worker_env(scratch: str) -> dict:
         if key in os.environ:
             env[key] = os.environ[key]
     return env
+
+
+# what a worker started as root sees of the host: the system, the interpreter and the installed
+# packages, read-only; any other file (a second checkout, a staged reference, /autograder,
+# home folders) is simply not there, whatever its permissions
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev", "/proc", "/sys")
+
+
+def _place(path: str, links: dict, binds: set, depth: int = 0) -> None:
+    """Record how to make ``path`` resolve in the view as on the host: symlinks on the way, then a bind."""
+    parts = os.path.normpath(path).split("/")[1:]
+    current = "/"
+    for i, part in enumerate(parts):
+        current = os.path.join(current, part)
+        if os.path.islink(current) and depth < 16:
+            target = os.readlink(current)
+            links[current] = target
+            _place(os.path.normpath(os.path.join(os.path.dirname(current), target, *parts[i + 1:])), links, binds, depth + 1)
+            return
+    if os.path.exists(current):
+        binds.add(current)
+
+
+@functools.lru_cache(maxsize=1)
+def worker_view() -> dict:
+    """Symlinks and read-only binds that make up a worker's root file system.
+
+    The interpreter's prefixes and site-packages, plus the folder of each package a worker
+    imports; an editable install contributes its package folder only, never the checkout
+    around it (graders, reference, tests).
+    """
+    import importlib.util
+    import site
+
+    wanted = [*SYSTEM_PATHS, sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages()]
+    for package in ("mlgrade", "numpy", "torch", "scipy", "cvxopt"):
+        spec = importlib.util.find_spec(package)
+        if spec and spec.submodule_search_locations:
+            wanted.extend(spec.submodule_search_locations)
+    links: dict[str, str] = {}
+    binds: set[str] = set()
+    for path in wanted:
+        if os.path.isabs(path):
+            _place(path, links, binds)
+    # a bind carries everything below it
+    binds = {b for b in binds if not any(b != o and b.startswith(o.rstrip("/") + "/") for o in binds)}
+    links = {k: v for k, v in links.items() if not any(k.startswith(o.rstrip("/") + "/") for o in binds)}
+    return {"links": sorted(links.items()), "binds": sorted(binds)}
 
 
 class ForkedWorker:
@@ -316,8 +365,9 @@ class Sandbox:
     """One submission's worker: ``call(probe, **kwargs)`` runs a probe in it.
 
     ``modules`` are the submission's modules as made by :mod:`mlgrade.loading` (name, file,
-    chunks); ``protected`` are paths the worker must not see (masked where the platform
-    allows, and expected unreadable by file permissions elsewhere).
+    chunks); ``protected`` are paths the worker must not see. As root the worker sees only
+    :func:`worker_view` and these are masked in it too; elsewhere they are expected
+    unreadable by file permissions.
     """
 
     def __init__(self, modules: list[dict], limits: Limits | None = None, protected: list[str] = (), torch: bool = True,
@@ -347,6 +397,7 @@ class Sandbox:
 
     def _start(self) -> None:
         scratch = tempfile.mkdtemp(prefix="work-", dir=self._tmp)
+        view_root = tempfile.mkdtemp(prefix="view-", dir=self._tmp)  # a mount point, in the worker only
         if self.user:
             os.chmod(self._tmp, 0o711)  # the worker may enter its scratch dir, list nothing else
             os.chown(scratch, self.user.pw_uid, self.user.pw_gid)
@@ -364,6 +415,7 @@ class Sandbox:
             "uid": self.user.pw_uid if self.user else None,
             "gid": self.user.pw_gid if self.user else None,
             "mask": self.protected,
+            "view": {"root": view_root, **worker_view()} if self.user else None,
             "cgroup_procs": self.cgroup.procs_files if have_cgroup else [],
             "torch": self.torch,
         }

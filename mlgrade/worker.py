@@ -22,11 +22,13 @@ import types
 
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
 MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 1, 2, 4
+MS_BIND, MS_REMOUNT = 0x1000, 0x20
 PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
 # a spawned worker whose grader died sees EOF on its request pipe and exits
 
 
 PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+WRITABLE_BINDS = ("/dev", "/proc")  # /dev/null and friends; /proc/self
 
 
 def limits_mb(cfg: dict) -> int:
@@ -35,6 +37,39 @@ def limits_mb(cfg: dict) -> int:
 
 def _libc():
     return ctypes.CDLL(None, use_errno=True)
+
+
+def _enter_view(libc, view: dict) -> bool:
+    """chroot into a tmpfs holding only the view's symlinks and read-only binds (see sandbox.worker_view).
+
+    Called as root in a private mount namespace; returns False, changing nothing that
+    matters, if the kernel refuses (the masks then remain the only protection).
+    """
+    root = view["root"]
+    if libc.mount(b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m,mode=755") != 0:
+        return False
+    try:
+        for path, target in view["links"]:
+            os.makedirs(os.path.dirname(root + path), exist_ok=True)
+            os.symlink(target, root + path)
+        for path in view["binds"]:
+            inside = (root + path).encode()
+            if os.path.isdir(path):
+                os.makedirs(root + path, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(root + path), exist_ok=True)
+                open(root + path, "a").close()
+            if libc.mount(path.encode(), inside, None, MS_BIND | MS_REC, None) != 0:
+                return False
+            if path not in WRITABLE_BINDS:
+                libc.mount(None, inside, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+        for path in PRIVATE_DIRS:
+            os.makedirs(root + path, exist_ok=True)
+    except OSError:
+        return False
+    os.chroot(root)
+    os.chdir("/")
+    return True
 
 
 def confine(cfg: dict) -> list[str]:
@@ -51,12 +86,15 @@ def confine(cfg: dict) -> list[str]:
             except OSError:
                 missing.append(f"cgroup {procs}")
     if is_root:
-        flags = CLONE_NEWNET | (CLONE_NEWNS if cfg.get("mask") else 0)
-        if libc.unshare(flags) != 0:
+        private = bool(cfg.get("mask") or cfg.get("view"))
+        if libc.unshare(CLONE_NEWNET | (CLONE_NEWNS if private else 0)) != 0:
             missing.append("namespaces")
-        elif cfg.get("mask"):
+        elif private:
             libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-            for path in cfg["mask"]:
+            if cfg.get("view") and not _enter_view(libc, cfg["view"]):
+                missing.append("root view")
+            # inside the view too: a protected folder below a bound one (a checkout in site-packages)
+            for path in cfg.get("mask", ()):
                 if os.path.isdir(path):
                     rc = libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, b"size=4k")
                     if rc != 0:

@@ -188,8 +188,28 @@ class HostileAssignment(assignments.Assignment):
         return []
 
 
+DECOY = Path("/srv/mlgrade-decoy")  # read_reference globs for it
+
+
 @pytest.fixture(scope="module")
-def assignment(tmp_path_factory, worker_uid):
+def decoy(worker_uid):
+    """A world-readable copy of the reference outside the project, as a second checkout would be.
+
+    Masking the project's own folders is not enough: the worker must see no such file at all.
+    """
+    if worker_uid is None:
+        yield None  # not root: the worker is us, and file permissions are all there is
+        return
+    shutil.rmtree(DECOY, ignore_errors=True)
+    shutil.copytree(REPO / "reference", DECOY / "reference")
+    for path in [DECOY, *DECOY.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    yield DECOY
+    shutil.rmtree(DECOY, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def assignment(tmp_path_factory, worker_uid, decoy):
     real = assignments.get("ml-hw6", root=REPO)
     graders = tmp_path_factory.mktemp("hostile-graders") / "ml-hw6"
     graders.mkdir()

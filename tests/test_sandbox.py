@@ -55,6 +55,14 @@ SOURCE = textwrap.dedent('''
         with open(path) as fh:
             return fh.read()
 
+    def write(path):
+        try:
+            with open(path, "w") as fh:
+                fh.write("x")
+            return "written"
+        except OSError as exc:
+            return type(exc).__name__
+
     def connect(host, port):
         try:
             with socket.create_connection((host, port), timeout=3):
@@ -220,7 +228,7 @@ def test_the_worker_runs_as_the_worker_user_in_its_scratch_dir(sb):
 
 @pytest.fixture
 def readable_secret():
-    """A world-readable folder with a secret: only the mask can hide it."""
+    """A world-readable folder with a secret, outside the project: file permissions allow reading it."""
     # not under /tmp: the worker's /tmp is private anyway
     folder = tempfile.mkdtemp(prefix="mlgrade-secret-", dir="/run" if os.path.isdir("/run") else "/")
     os.chmod(folder, 0o755)
@@ -231,20 +239,48 @@ def readable_secret():
     shutil.rmtree(folder)
 
 
+def absent(box, path) -> bool:
+    """``path`` does not exist in the worker, or is an empty folder there."""
+    reply = call(box, "listdir", path)
+    return reply.value is None and reply.error["type"] == "FileNotFoundError" or reply.value["value"] == []
+
+
 @needs_root
-def test_a_protected_path_is_masked(readable_secret):
-    with sandbox() as box:  # control: without the mask, file permissions alone allow reading it
-        assert call(box, "read", f"{readable_secret}/answers.py").value["value"] == "SECRET = 42\n"
-    with sandbox(protected=[readable_secret]) as box:
-        assert call(box, "listdir", readable_secret).value["value"] == []
-        reply = call(box, "read", f"{readable_secret}/answers.py")
-        assert reply.error["type"] == "FileNotFoundError"
+def test_the_worker_sees_only_the_system_and_the_interpreter(sb, readable_secret):
+    import mlgrade
+    from mlgrade.sandbox import worker_view
+
+    reply = call(sb, "read", f"{readable_secret}/answers.py")
+    assert reply.error["type"] == "FileNotFoundError", reply
+    top = set(call(sb, "listdir", "/").value["value"])
+    allowed = {path.split("/")[1] for path, _ in worker_view()["links"]} | {path.split("/")[1] for path in worker_view()["binds"]}
+    assert top <= allowed | {"tmp", "var"}, top - allowed
+    assert absent(sb, readable_secret)
+    # the interpreter and the engine are there, read-only
+    package = os.path.dirname(mlgrade.__file__)
+    assert "worker.py" in call(sb, "listdir", package).value["value"]
+    assert call(sb, "write", os.path.join(package, "planted.py")).value["value"] in ("OSError", "PermissionError")
+    assert call(sb, "write", "/usr/planted").value["value"] in ("OSError", "PermissionError")
+    assert call(sb, "write", "/tmp/mine").value["value"] == "written"
+    assert sb.report.missing == []
+    assert not os.path.exists(os.path.join(package, "planted.py"))
+
+
+@needs_root
+def test_a_protected_path_inside_the_view_is_masked():
+    import mlgrade
+
+    inside = os.path.join(os.path.dirname(mlgrade.__file__), "assignments")
+    with sandbox() as box:  # control: the engine's package is in the view
+        assert not absent(box, inside)
+    with sandbox(protected=[inside]) as box:
+        assert absent(box, inside)
         assert box.report.missing == []
-    assert os.listdir(readable_secret) == ["answers.py"]  # masked in the worker only
+    assert os.listdir(inside)  # masked in the worker only
 
 
 @needs_root
-def test_the_repository_is_masked_by_the_real_assignment():
+def test_the_repository_is_hidden_from_the_worker():
     from mlgrade import assignments
 
     from conftest import REPO
@@ -252,9 +288,8 @@ def test_the_repository_is_masked_by_the_real_assignment():
     protected = assignments.get("ml-hw6", root=REPO).protected_paths()
     assert str(REPO / "reference") in protected and str(REPO / "graders") in protected
     with sandbox(protected=protected) as box:
-        assert call(box, "listdir", str(REPO / "reference")).value["value"] == []
-        assert call(box, "listdir", str(REPO / "graders")).value["value"] == []
-        assert call(box, "listdir", str(REPO / "tests")).value["value"] == []
+        for folder in ("reference", "graders", "tests", "student_template"):
+            assert absent(box, str(REPO / folder)), folder
 
 
 @needs_root

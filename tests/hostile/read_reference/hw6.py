@@ -1,4 +1,4 @@
-"""Hostile submission: reads the reference and the graders by absolute paths (repo, package parent, /autograder) and leaks them through output and exceptions"""
+"""Hostile submission: reads the reference and the graders by absolute paths (repo, package parent, /autograder, any other checkout) and leaks them through output and exceptions"""
 import os
 import sys
 
@@ -8,7 +8,8 @@ import glob
 
 import mlgrade
 
-ROOTS = ["/work/main", "/autograder/source", "/autograder", os.path.dirname(os.path.dirname(mlgrade.__file__))]
+ROOTS = ["/work/main", "/autograder/source", "/autograder", os.path.dirname(os.path.dirname(mlgrade.__file__)),
+         *glob.glob("/srv/*"), *glob.glob("/opt/*"), *glob.glob("/home/*"), *glob.glob("/*/*/main")]
 STOLEN = {}
 for root in ROOTS:
     for pattern in ("reference/ml-hw6/*.py", "graders/ml-hw6/*.py", "tests/mutants/ml-hw6/*", "reference/*/*.py"):
