@@ -9,6 +9,7 @@ line numbers still match the cell the student sees.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -199,26 +200,33 @@ def load_file(submission_dir: Path, names: list[str], reference_modules: set[str
     return module
 
 
+@functools.lru_cache(maxsize=256)
+def _identifiers(label: str, source: str) -> tuple[tuple[tuple[str, ...], int], ...]:
+    """Every name, attribute, imported name and string constant of ``source``, with its line."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename=label)):
+        if isinstance(node, ast.Name):
+            parts = (node.id,)
+        elif isinstance(node, ast.Attribute):
+            parts = (node.attr,)
+        elif isinstance(node, ast.alias):
+            parts = tuple(node.name.split("."))
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            parts = tuple(node.module.split("."))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            parts = (node.value,)  # getattr(F, "conv_transpose2d")
+        else:
+            continue
+        found.append((parts, getattr(node, "lineno", 0)))
+    return tuple(found)
+
+
 def names_used(source_chunks: list[tuple[str, str]], names: set[str]) -> list[tuple[str, str, int]]:
     """Where any of ``names`` appears as a name, attribute or imported name: (name, label, line)."""
     found = []
     for label, source in source_chunks:
-        for node in ast.walk(ast.parse(source, filename=label)):
-            ident = None
-            if isinstance(node, ast.Name):
-                ident = node.id
-            elif isinstance(node, ast.Attribute):
-                ident = node.attr
-            elif isinstance(node, ast.alias):
-                ident = node.name.split(".")[-1]
-                for part in node.name.split("."):
-                    if part in names:
-                        ident = part
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                parts = [p for p in node.module.split(".") if p in names]
-                ident = parts[0] if parts else None
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
-                ident = node.value  # getattr(F, "conv_transpose2d")
-            if ident in names:
-                found.append((ident, label, getattr(node, "lineno", 0)))
+        for parts, line in _identifiers(label, source):
+            hits = [part for part in parts if part in names]
+            if hits:
+                found.append((hits[-1], label, line))
     return found

@@ -268,6 +268,10 @@ def _import_libraries(with_torch: bool) -> None:
         import torch
 
         torch.set_num_threads(1)
+        # a first backward(grad_output) imports torch.fx's symbolic shapes (~0.4 s): paid here,
+        # once per fork server, and in parallel with collection for a fresh worker
+        leaf = torch.ones(2, requires_grad=True)
+        (leaf * 2).backward(torch.ones(2))
     from mlgrade import probes, wire  # noqa: F401
 
 
