@@ -74,7 +74,9 @@ def grade(assignment: Assignment, submission_dir: Path, results_path: str | None
                                     "(instructor checkout or autograder zip needed; students use `mlgrade check`)")
         paths.append(str(assignment.graders_dir))
     args = [*paths, "-c", str(PYTEST_INI), f"--rootdir={PYTEST_INI.parent}", "--import-mode=importlib",
-            "-p", "no:cacheprovider", "--assert=plain", "-q", "--tb=short", "-rN",
+            # one line per failure in the log: students read the exception's own message, grader
+            # errors are logged in full; pytest's source-annotated tracebacks cost ~40 ms per failure
+            "-p", "no:cacheprovider", "--assert=plain", "-q", "--tb=line", "-rN",
             # its end-of-session gc.collect() x5 costs ~1 s per submission in a process holding torch
             "-p", "no:unraisableexception",
             f"--confcutdir={assignment.graders_dir or assignment.package_dir}"]
