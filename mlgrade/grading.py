@@ -22,6 +22,7 @@ import pytest
 
 from mlgrade import wire
 from mlgrade.loading import ModuleSource, names_used
+from mlgrade.memo import MemoizedModule
 from mlgrade.sandbox import CallTimeout, Sandbox, WorkerDied
 
 __all__ = ["SubmissionError", "assert_unchanged", "check", "current", "fetch", "per_submission", "reference", "refuse", "student", "GradingSession"]
@@ -268,19 +269,31 @@ def fetch(ref: wire.Ref):
     return _run(None, "fetch", "fetching a kept result", None, ref=ref)
 
 
-def reference(file_name: str):
-    """Import ``reference/<assignment>/<file_name>`` into the grading process (cached)."""
+_REFERENCES: dict[str, object] = {}
+
+
+def reference(file_name: str, memo: bool = True):
+    """Import ``reference/<assignment>/<file_name>`` into the grading process (cached).
+
+    Its functions remember their answers to plain-data questions across submissions (see
+    :mod:`mlgrade.memo`); ``memo=False`` gives the bare module, for a reference that reads
+    state a grader changes between calls.
+    """
     path = Path(current().assignment.reference_dir or "") / file_name
     key = f"mlgrade_reference.{path.parent.name}.{path.stem}"
-    if key in sys.modules:
+    if key not in sys.modules:
+        if not path.is_file():
+            raise FileNotFoundError(f"no reference {path} (graders need the instructor's checkout or zip)")
+        spec = importlib.util.spec_from_file_location(key, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+        _REFERENCES.pop(key, None)
+    if not memo:
         return sys.modules[key]
-    if not path.is_file():
-        raise FileNotFoundError(f"no reference {path} (graders need the instructor's checkout or zip)")
-    spec = importlib.util.spec_from_file_location(key, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
+    if key not in _REFERENCES:
+        _REFERENCES[key] = MemoizedModule(sys.modules[key])
+    return _REFERENCES[key]
 
 
 def check(name: str, *, weight: float = 1.0, visibility: str = "visible", number: str | None = None, tags=()):
