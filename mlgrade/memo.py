@@ -19,6 +19,7 @@ import copy
 import functools
 import hashlib
 import inspect
+import itertools
 import random
 import sys
 import types
@@ -106,8 +107,12 @@ def _rng_key(states: tuple) -> bytes:
 _ANSWERS: OrderedDict = OrderedDict()  # (function id, key) -> (result, rng states after the call)
 
 
+_TOKENS = itertools.count()
+
+
 def _memoized(fn):
     mutates = False
+    token = next(_TOKENS)  # never reused, unlike id() of a discarded wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -118,7 +123,7 @@ def _memoized(fn):
         if inputs is None:
             return fn(*args, **kwargs)
         before = _rng_states()
-        key = (id(wrapper), inputs[0], _rng_key(before))
+        key = (token, inputs[0], _rng_key(before))
         if key in _ANSWERS:
             _ANSWERS.move_to_end(key)
             result, after = _ANSWERS[key]
@@ -156,6 +161,15 @@ class MemoizedModule(types.ModuleType):
                 self._wrapped[name] = _memoized(value)
             return self._wrapped[name]
         return value
+
+    def __setattr__(self, name: str, value) -> None:
+        # a grader that changes the reference (a constant, a monkeypatch) changes its answers
+        setattr(self._module, name, value)
+        self._wrapped.clear()
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._module, name)
+        self._wrapped.clear()
 
     def __dir__(self):
         return dir(self._module)

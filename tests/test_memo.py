@@ -150,3 +150,14 @@ def test_fingerprints_tell_apart_what_differs():
     assert base not in {fingerprint(v)[0] for v in (np.zeros(4, dtype=np.float32), np.zeros((2, 2)), torch.zeros(4),
                                                     np.zeros(4).tolist(), np.ones(4))}
     assert fingerprint([1, 2])[0] != fingerprint((1, 2))[0] != fingerprint([1.0, 2.0])[0]
+
+
+def test_a_grader_that_changes_the_reference_gets_fresh_answers(ref, monkeypatch):
+    x = np.ones(2)
+    np.testing.assert_array_equal(ref.scaled(x)["y"], [2.0, 2.0])
+    monkeypatch.setattr(ref, "SCALE", 5.0)
+    assert ref._module.SCALE == 5.0
+    np.testing.assert_array_equal(ref.scaled(x)["y"], [5.0, 5.0])
+    monkeypatch.undo()
+    np.testing.assert_array_equal(ref.scaled(x)["y"], [2.0, 2.0])
+    assert calls(ref, "scaled") == 3
