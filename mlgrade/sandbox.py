@@ -118,7 +118,7 @@ def _place(path: str, links: dict, binds: set, depth: int = 0) -> None:
             links[current] = target
             _place(os.path.normpath(os.path.join(os.path.dirname(current), target, *parts[i + 1:])), links, binds, depth + 1)
             return
-    if os.path.exists(current):
+    if os.path.exists(current) and current != "/":  # never the whole host
         binds.add(current)
 
 

@@ -39,11 +39,11 @@ def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _enter_view(libc, view: dict) -> bool:
+def _enter_view(libc, view: dict, missing: list) -> bool:
     """chroot into a tmpfs holding only the view's symlinks and read-only binds (see sandbox.worker_view).
 
-    Called as root in a private mount namespace; returns False, changing nothing that
-    matters, if the kernel refuses (the masks then remain the only protection).
+    Called as root in a private mount namespace; returns False without the chroot if the
+    kernel refuses a mount (the masks then remain the only protection).
     """
     root = view["root"]
     if libc.mount(b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m,mode=755") != 0:
@@ -61,8 +61,9 @@ def _enter_view(libc, view: dict) -> bool:
                 open(root + path, "a").close()
             if libc.mount(path.encode(), inside, None, MS_BIND | MS_REC, None) != 0:
                 return False
-            if path not in WRITABLE_BINDS:
-                libc.mount(None, inside, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+            if path not in WRITABLE_BINDS and libc.mount(
+                    None, inside, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None) != 0:
+                missing.append(f"read-only {path}")  # file permissions still apply
         for path in PRIVATE_DIRS:
             os.makedirs(root + path, exist_ok=True)
     except OSError:
@@ -91,7 +92,7 @@ def confine(cfg: dict) -> list[str]:
             missing.append("namespaces")
         elif private:
             libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-            if cfg.get("view") and not _enter_view(libc, cfg["view"]):
+            if cfg.get("view") and not _enter_view(libc, cfg["view"], missing):
                 missing.append("root view")
             # inside the view too: a protected folder below a bound one (a checkout in site-packages)
             for path in cfg.get("mask", ()):
