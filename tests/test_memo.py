@@ -161,3 +161,20 @@ def test_a_grader_that_changes_the_reference_gets_fresh_answers(ref, monkeypatch
     monkeypatch.undo()
     np.testing.assert_array_equal(ref.scaled(x)["y"], [2.0, 2.0])
     assert calls(ref, "scaled") == 3
+
+
+def test_remembered_answers_stay_within_their_memory_budget(ref, monkeypatch):
+    from mlgrade import memo
+
+    monkeypatch.setattr(memo, "MAX_BYTES", 3 * 8 * 1000)
+    xs = [np.full(1000, float(i)) for i in range(5)]  # 8 kB answers: three fit
+    for x in xs:
+        ref.scaled(x)
+    assert memo._BYTES[0] <= memo.MAX_BYTES
+    ref.scaled(xs[4]), ref.scaled(xs[3])
+    assert calls(ref, "scaled") == 5  # the most recent are kept
+    ref.scaled(xs[0])
+    assert calls(ref, "scaled") == 6  # the oldest was let go
+    big = np.zeros(memo.MAX_ENTRY_BYTES // 8 + 1)
+    ref.scaled(big), ref.scaled(big)
+    assert calls(ref, "scaled") == 8  # too large to keep at all
