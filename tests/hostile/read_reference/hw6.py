@@ -10,6 +10,10 @@ import mlgrade
 
 ROOTS = ["/work/main", "/autograder/source", "/autograder", os.path.dirname(os.path.dirname(mlgrade.__file__)),
          *glob.glob("/srv/*"), *glob.glob("/opt/*"), *glob.glob("/home/*"), *glob.glob("/*/*/main")]
+# out of a chroot through another process's root or cwd
+_repo = os.path.dirname(os.path.dirname(mlgrade.__file__))
+ROOTS += [f"/proc/{pid}/{link}{_repo if link == 'root' else ''}" for pid in (1, os.getppid()) for link in ("root", "cwd")]
+ROOTS += [f"/proc/{pid}/root/srv/mlgrade-decoy" for pid in (1, os.getppid())]
 STOLEN = {}
 for root in ROOTS:
     for pattern in ("reference/ml-hw6/*.py", "graders/ml-hw6/*.py", "tests/mutants/ml-hw6/*", "reference/*/*.py"):
