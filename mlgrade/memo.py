@@ -106,7 +106,11 @@ def _rng_key(states: tuple) -> bytes:
 
 
 _ANSWERS: OrderedDict = OrderedDict()  # (token, inputs, rng) -> (result, rng states after the call, bytes)
-_BYTES = [0]  # array data held in _ANSWERS
+
+
+def held_bytes() -> int:
+    """Array data of the remembered answers."""
+    return sum(size for _, _, size in _ANSWERS.values())
 
 
 _TOKENS = itertools.count()
@@ -138,9 +142,8 @@ def _memoized(fn):
         output = fingerprint(result)
         if output is not None and output[1] <= MAX_ENTRY_BYTES:
             _ANSWERS[key] = (copy.deepcopy(result), _rng_states(), output[1])
-            _BYTES[0] += output[1]
-            while _BYTES[0] > MAX_BYTES:
-                _BYTES[0] -= _ANSWERS.popitem(last=False)[1][2]
+            while held_bytes() > MAX_BYTES:
+                _ANSWERS.popitem(last=False)
         return result
 
     return wrapper

@@ -170,7 +170,7 @@ def test_remembered_answers_stay_within_their_memory_budget(ref, monkeypatch):
     xs = [np.full(1000, float(i)) for i in range(5)]  # 8 kB answers: three fit
     for x in xs:
         ref.scaled(x)
-    assert memo._BYTES[0] <= memo.MAX_BYTES
+    assert memo.held_bytes() <= memo.MAX_BYTES
     ref.scaled(xs[4]), ref.scaled(xs[3])
     assert calls(ref, "scaled") == 5  # the most recent are kept
     ref.scaled(xs[0])

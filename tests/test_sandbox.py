@@ -242,7 +242,9 @@ def readable_secret():
 def absent(box, path) -> bool:
     """``path`` does not exist in the worker, or is an empty folder there."""
     reply = call(box, "listdir", path)
-    return reply.value is None and reply.error["type"] == "FileNotFoundError" or reply.value["value"] == []
+    if reply.ok:
+        return reply.value["value"] == []
+    return reply.error["type"] == "FileNotFoundError"
 
 
 @needs_root
