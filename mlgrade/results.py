@@ -9,6 +9,7 @@ Tests declare themselves with :func:`mlgrade.check` (or gradescope-utils' decora
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,8 +22,11 @@ import pytest
 
 from mlgrade.grading import VISIBILITIES, GradingSession, SubmissionError, set_current
 
-__all__ = ["GradescopePlugin", "TestResult", "score", "write_results"]
+__all__ = ["GradescopePlugin", "TestResult", "engine_failure", "is_engine_failure", "score", "to_gradescope",
+           "write_results"]
 
+MSG_ENGINE_FAILED = "The autograder itself failed (the instructor has the details). No score was given: {reason}"
+ENGINE_FAILURE = "engine_failure"  # extra_data["mlgrade"] of a results.json that holds no score
 MSG_INTERNAL = "internal error in the grader ({type}); this is not your fault: please tell your instructor"
 MAX_TEST_OUTPUT = 6000
 
@@ -86,17 +90,45 @@ def to_gradescope(results: list[TestResult], seconds: float, output: str) -> dic
     }
 
 
+def engine_failure(reason: str, seconds: float, output: str = "") -> dict:
+    """The results.json of a grading that did not complete: no tests, no score, the reason.
+
+    The one schema for every path that fails (a worker that cannot start, a grader error, a
+    grading process that crashed or overran in batch, run_autograder's last resort).
+    """
+    message = MSG_ENGINE_FAILED.format(reason=reason.strip()[:500])
+    return {
+        "score": 0.0,
+        "execution_time": int(round(seconds)),
+        "output": (output.rstrip() + "\n" if output.strip() else "") + message,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [],
+        "extra_data": {"mlgrade": ENGINE_FAILURE},
+    }
+
+
+def is_engine_failure(results: dict) -> bool:
+    return isinstance(results.get("extra_data"), dict) and results["extra_data"].get("mlgrade") == ENGINE_FAILURE
+
+
 def write_results(path: str, data: dict) -> None:
     """Write results.json atomically (a reader never sees a partial file)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".results-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        # nothing half-written is left behind, and an earlier results.json stays as it was
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _seed(nodeid: str) -> int:
