@@ -15,6 +15,7 @@ from mlgrade import assignments
 from mlgrade.results import earned
 
 console = Console(highlight=False)
+EXIT_NOT_GRADED = 3  # grading did not complete: an engine failure, never the student's score
 
 
 def _table(outcome, title: str, show_output: bool = True) -> Table:
@@ -58,6 +59,12 @@ def cmd_run(args) -> int:
             console.print(outcome.log, markup=False)
     _print_total(outcome)
     console.print(f"[dim]results written to {args.results}[/]")
+    if not outcome.graded:
+        console.print("[red]mlgrade: the autograder failed, no score was given[/] (the log above says why; "
+                      "run with -v for pytest's log)" if not args.verbose else "[red]mlgrade: no score was given[/]")
+        if not args.verbose:
+            console.print(outcome.log[-3000:], markup=False)
+        return EXIT_NOT_GRADED
     return 0
 
 

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from mlgrade import wire
+from mlgrade.budget import TimeBudget
 from mlgrade.loading import ModuleSource, names_used
 from mlgrade.memo import MemoizedModule
-from mlgrade.sandbox import CallTimeout, Sandbox, WorkerDied
+from mlgrade.sandbox import CallTimeout, EngineFailure, Sandbox, WorkerDied
 
 __all__ = ["SubmissionError", "assert_unchanged", "check", "current", "fetch", "per_submission", "reference", "refuse", "student", "GradingSession"]
 
@@ -54,6 +56,13 @@ class GradingSession:
     calls: list[str] = field(default_factory=list)
     output: list[str] = field(default_factory=list)
     memo: dict = field(default_factory=dict)  # results computed once per submission (per_submission)
+    budget: TimeBudget | None = None
+    engine_failure: EngineFailure | None = None  # set once: nothing is graded after it
+
+    def __post_init__(self):
+        if self.budget is None:
+            limits = self.assignment.limits
+            self.budget = TimeBudget(limits.lost_seconds, limits.budget_seconds, limits.call_timeout)
 
     def module(self, name: str) -> ModuleSource:
         if name not in self.modules:
@@ -120,6 +129,8 @@ def _load_detail(error: dict) -> str:
 
 def _run(module_name: str, probe: str, display: str, timeout: float | None, **kwargs):
     session = current()
+    if session.engine_failure is not None:
+        raise session.engine_failure
     module = session.module(module_name) if module_name else None
     if module and module.error:
         raise SubmissionError(module.error.message)
@@ -127,17 +138,27 @@ def _run(module_name: str, probe: str, display: str, timeout: float | None, **kw
     if module:
         session.calls.append(call)
     sandbox = session.sandbox
+    target = kwargs.get("target") or []
+    name = target[1] if len(target) > 1 else None  # the submission's top-level function or class
+    refusal = session.budget.refusal(name)
+    if refusal:
+        raise SubmissionError(refusal)
+    start = time.monotonic()
     try:
         sandbox.ensure_started()
         if module and module_name in sandbox.load_errors:
             raise SubmissionError(_error_message(module, call, {"kind": "load", **sandbox.load_errors[module_name]}))
+        start = time.monotonic()
         reply = sandbox.call(probe, timeout=timeout, **kwargs)
-    except CallTimeout as exc:
-        _keep_output(session, exc.output)
-        raise SubmissionError(MSG_TIMEOUT.format(call=call, reason=exc.reason)) from None
+    except EngineFailure as exc:
+        session.engine_failure = exc
+        raise
     except WorkerDied as exc:
         _keep_output(session, exc.output)
-        raise SubmissionError(MSG_DIED.format(call=call, reason=exc.reason)) from None
+        timed_out = isinstance(exc, CallTimeout)
+        session.budget.failed(name, time.monotonic() - start, timed_out, exc.reason)
+        raise SubmissionError((MSG_TIMEOUT if timed_out else MSG_DIED).format(call=call, reason=exc.reason)) from None
+    session.budget.completed(reply.seconds)
     _keep_output(session, reply.output)
     if not reply.ok:
         raise SubmissionError(_error_message(module, call, reply.error))

@@ -21,12 +21,14 @@ import numpy as np
 import pytest
 
 from mlgrade.grading import VISIBILITIES, GradingSession, SubmissionError, set_current
+from mlgrade.sandbox import EngineFailure
 
 __all__ = ["GradescopePlugin", "TestResult", "engine_failure", "is_engine_failure", "score", "to_gradescope",
            "write_results"]
 
 MSG_ENGINE_FAILED = "The autograder itself failed (the instructor has the details). No score was given: {reason}"
 ENGINE_FAILURE = "engine_failure"  # extra_data["mlgrade"] of a results.json that holds no score
+MSG_NOT_GRADED = "not graded: the autograder itself failed (the instructor has the details)"
 MSG_INTERNAL = "internal error in the grader ({type}); this is not your fault: please tell your instructor"
 MAX_TEST_OUTPUT = 6000
 
@@ -238,6 +240,9 @@ class GradescopePlugin:
             message = str(exc) or "check failed"
         elif exc is not None and isinstance(exc, pytest.skip.Exception):
             message = str(exc.msg)
+        elif isinstance(exc, EngineFailure):
+            self.session.engine_failure = self.session.engine_failure or exc
+            return MSG_NOT_GRADED
         else:
             message = MSG_INTERNAL.format(type=type(exc).__name__)
             self.internal_errors.append(f"{result.name}:\n{''.join(traceback.format_exception(exc))}")

@@ -19,7 +19,7 @@ import pytest
 
 from mlgrade.assignments import Assignment
 from mlgrade.grading import GradingSession
-from mlgrade.results import GradescopePlugin, TestResult, to_gradescope, write_results
+from mlgrade.results import GradescopePlugin, TestResult, engine_failure, is_engine_failure, to_gradescope, write_results
 from mlgrade.sandbox import Sandbox, Zygote
 
 __all__ = ["Outcome", "grade"]
@@ -33,6 +33,11 @@ class Outcome:
     tests: list[TestResult]
     log: str  # pytest's own output and grader tracebacks, for instructors
     sandbox_report: object = None
+
+    @property
+    def graded(self) -> bool:
+        """False when the engine failed: ``results`` then holds no score (results.engine_failure)."""
+        return not is_engine_failure(self.results)
 
 
 def _summary(assignment: Assignment, modules, sandbox: Sandbox | None) -> str:
@@ -56,12 +61,27 @@ def grade(assignment: Assignment, submission_dir: Path, results_path: str | None
           public_only: bool = False, echo: bool = False, zygote: Zygote | None = None) -> Outcome:
     """Grade ``submission_dir``; write results.json to ``results_path`` when given.
 
-    ``zygote``: a fork server that starts workers without importing torch (batch grading).
+    ``zygote``: a fork server that starts workers without importing torch (batch grading);
+    without one, this grading starts its own, so that a worker restart is a fork, not an import.
     """
+    own_zygote = None
+    if zygote is None:
+        zygote = own_zygote = Zygote()
+    try:
+        return _grade(assignment, submission_dir, results_path, public_only, echo, zygote)
+    finally:
+        if own_zygote is not None:
+            own_zygote.close()
+
+
+def _grade(assignment: Assignment, submission_dir: Path, results_path: str | None, public_only: bool,
+           echo: bool, zygote: Zygote) -> Outcome:
     start = time.monotonic()
     modules = assignment.load_submission(Path(submission_dir))
     runnable = [m.spec() for m in modules if m.error is None]
-    sandbox = Sandbox(runnable, assignment.limits, assignment.protected_paths(), zygote=zygote) if runnable else None
+    # hidden tests need a worker that cannot read them; the public checks are public anyway
+    sandbox = Sandbox(runnable, assignment.limits, assignment.protected_paths(), zygote=zygote,
+                      require_isolation=not public_only) if runnable else None
     if sandbox:
         sandbox.start_async()
     session = GradingSession(assignment, {m.name: m for m in modules}, sandbox)
@@ -98,11 +118,26 @@ def grade(assignment: Assignment, submission_dir: Path, results_path: str | None
     if plugin.internal_errors:
         log += "\n\nGrader errors:\n" + "\n".join(plugin.internal_errors)
     tests = plugin.ordered()
-    output = _summary(assignment, modules, sandbox)
-    if exit_code not in (0, 1) or not tests:
-        output += "\nThe autograder itself failed; your instructor has been told. No score was given."
-        log += f"\npytest exit code {exit_code}"
-    results = to_gradescope(tests, time.monotonic() - start, output)
+    seconds = time.monotonic() - start
+    failure = _engine_failure(session, plugin, exit_code, tests)
+    if failure:
+        log += f"\n\nNo score given: {failure}"
+        if session.engine_failure is not None and session.engine_failure.output:
+            log += "\nThe worker printed:\n" + session.engine_failure.output
+        results = engine_failure(failure, seconds)
+    else:
+        results = to_gradescope(tests, seconds, _summary(assignment, modules, sandbox))
     if results_path:
         write_results(results_path, results)
     return Outcome(results, tests, log, sandbox.report if sandbox else None)
+
+
+def _engine_failure(session: GradingSession, plugin: GradescopePlugin, exit_code, tests) -> str | None:
+    """Why this grading must not give a score, or None: a grade is right or it is not given."""
+    if session.engine_failure is not None:
+        return f"the sandbox failed ({session.engine_failure.reason})"
+    if plugin.internal_errors:
+        return f"{len(plugin.internal_errors)} test(s) hit an error in the grader"
+    if exit_code not in (0, 1) or not tests:
+        return f"pytest could not run the graders (exit code {int(exit_code)}, {len(tests)} tests)"
+    return None

@@ -41,6 +41,10 @@ class Limits:
     file_size_mb: int = 64
     call_timeout: float = 20.0
     load_timeout: float = 60.0
+    # per submission (mlgrade.budget): time that calls which time out or stop the worker may
+    # lose, and time of all calls together; well inside Gradescope's 10 minutes on half a CPU
+    lost_seconds: float = 60.0
+    budget_seconds: float = 360.0
     output_chars: int = 2000
     # torch hangs at import under RLIMIT_AS below about 1 GB: this floor only stops runaways
     address_space_mb: int | None = None
@@ -61,6 +65,24 @@ class WorkerDied(Exception):
 
 class CallTimeout(WorkerDied):
     pass
+
+
+class EngineFailure(Exception):
+    """The sandbox could not be set up: the engine's failure, never the submission's.
+
+    ``reason`` is for the instructor's log; a student only learns that no score was given.
+    """
+
+    def __init__(self, reason: str, output: str = ""):
+        super().__init__(reason)
+        self.reason, self.output = reason, output
+
+
+# what a worker reports missing that makes grading unsafe or unfair: no limits on student code,
+# a view the kernel allows but that could not be built, hidden files the worker user can read
+def required_missing(missing: list[str], require_isolation: bool) -> list[str]:
+    return [m for m in missing if m.startswith("RLIMIT_") or m == "root view"
+            or (require_isolation and m.startswith("exposed "))]
 
 
 @dataclass
@@ -150,22 +172,26 @@ def worker_view() -> dict:
 
 
 class ForkedWorker:
-    """A worker forked by a :class:`Zygote`: not our child, so known by its pid only."""
+    """A worker forked by a :class:`Zygote`: not our child; the fork server reports its exit
+    status on ``status_fd`` (four bytes, a wait status) when it has reaped it."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, status_fd: int):
         self.pid = pid
         self.returncode = None
+        self._status_fd = status_fd
 
     def poll(self):
-        try:
-            with open(f"/proc/{self.pid}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            state = "X"
-        if state in ("Z", "X"):
-            self.returncode = -signal.SIGKILL if self.returncode is None else self.returncode
+        if self.returncode is not None:
             return self.returncode
-        return None
+        readable, _, _ = select.select([self._status_fd], [], [], 0)
+        if not readable:
+            return None
+        data = os.read(self._status_fd, 4)
+        os.close(self._status_fd)
+        self._status_fd = -1
+        # a fork server that died without reporting: the worker died with it (parent-death signal)
+        self.returncode = os.waitstatus_to_exitcode(struct.unpack("<i", data)[0]) if len(data) == 4 else -signal.SIGKILL
+        return self.returncode
 
     def wait(self, timeout: float | None = None):
         deadline = time.monotonic() + (timeout if timeout is not None else 10)
@@ -200,16 +226,22 @@ class Zygote:
     def fork(self, cfg: dict, fds: list[int]) -> ForkedWorker:
         import socket
 
+        status_r, status_w = os.pipe()
         with self._lock:
             self._sock.settimeout(120)  # the first fork waits for the zygote's own imports
             try:
-                socket.send_fds(self._sock, [json.dumps(cfg).encode()], fds)
+                socket.send_fds(self._sock, [json.dumps(cfg).encode()], [*fds, status_w])
                 reply = self._sock.recv(4096)
             except OSError as exc:
+                os.close(status_r)
                 raise WorkerDied(f"the worker could not be started ({exc})") from None
+            finally:
+                os.close(status_w)
         if not reply:
+            os.close(status_r)
             raise WorkerDied("the worker could not be started (the fork server stopped)")
-        return ForkedWorker(int(json.loads(reply)["pid"]))
+        os.set_inheritable(status_r, False)
+        return ForkedWorker(int(json.loads(reply)["pid"]), status_r)
 
     def close(self) -> None:
         self._sock.close()
@@ -371,8 +403,10 @@ class Sandbox:
     """
 
     def __init__(self, modules: list[dict], limits: Limits | None = None, protected: list[str] = (), torch: bool = True,
-                 zygote: "Zygote | None" = None):
+                 zygote: "Zygote | None" = None, require_isolation: bool = True):
         self.modules = modules
+        self.require_isolation = require_isolation
+        self.failure: EngineFailure | None = None  # once set, no worker is started again
         self.zygote = zygote
         self.limits = limits or Limits()
         self.protected = [os.path.realpath(p) for p in protected]
@@ -445,8 +479,20 @@ class Sandbox:
     def _handshake(self) -> None:
         """Wait for the new worker's imports, then load the submission's modules one by one."""
         have_cgroup = self._have_cgroup
-        hello = self._request({"op": "hello"}, self.limits.load_timeout)
-        self.report.missing = sorted(set(self.report.missing) | set(hello.value["missing"]))
+        try:
+            hello = self._request({"op": "hello"}, self.limits.load_timeout)
+            missing = [str(m) for m in hello.value["missing"]]
+        except (WorkerDied, TypeError, KeyError) as exc:
+            # no student code exists in a worker before it answers hello
+            output = getattr(exc, "output", "")
+            self.failure = EngineFailure(f"the worker could not start: {getattr(exc, 'reason', exc)}", output)
+            raise self.failure from None
+        self.report.missing = sorted(set(self.report.missing) | set(missing))
+        unsafe = required_missing(missing, self.require_isolation)
+        if unsafe:
+            self.kill()
+            self.failure = EngineFailure("the sandbox could not be applied as required: " + ", ".join(unsafe))
+            raise self.failure
         self._uncontained = not have_cgroup or any(m.startswith("cgroup") for m in hello.value["missing"])
         for spec in self.modules:
             if spec["name"] in self.load_errors:
@@ -528,18 +574,22 @@ class Sandbox:
         """Start the worker now, and wait for its imports in the background (they overlap the
         grading process's own). The process is started from this thread: its parent-death
         signal follows the thread that started it."""
-        try:
-            self._start()
-        except WorkerDied:
-            return  # the first call starts it again and reports why
+        if self.zygote is None:
+            try:
+                self._start()
+            except (OSError, WorkerDied):
+                return  # the first call starts it again and reports why
+        # a fork server's child has the fork server as its parent: both steps may run here
         self._starter = threading.Thread(target=self._handshake_quietly, daemon=True)
         self._starter.start()
 
     def _handshake_quietly(self) -> None:
         try:
+            if self.proc is None:
+                self._start()
             self._handshake()
-        except WorkerDied:
-            pass  # the first call starts it again and reports why
+        except (OSError, WorkerDied, EngineFailure):
+            pass  # the first call starts it again, or reports the failure
 
     def ensure_started(self) -> None:
         if self._starter is not None:
@@ -548,10 +598,16 @@ class Sandbox:
         # each round either ends with a live worker or with one more module that killed its
         # worker at import recorded in load_errors (and left out of the next worker)
         for _ in range(len(self.modules) + 1):
+            if self.failure is not None:
+                raise self.failure
             if self.alive():
                 return
             self.kill()
-            self._start()
+            try:
+                self._start()
+            except (OSError, WorkerDied) as exc:
+                self.failure = EngineFailure(f"the worker could not be started: {getattr(exc, 'reason', exc)}")
+                raise self.failure from None
             self._handshake()
 
     def call(self, probe: str, timeout: float | None = None, **kwargs) -> Reply:
@@ -633,7 +689,7 @@ class Sandbox:
             code = self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return "the worker closed its reply channel"
-        if isinstance(self.proc, ForkedWorker):  # a fork server's child: no exit status here
+        if code is None:
             return "the worker stopped (it exited, or a limit of the sandbox killed it)"
         if code < 0:
             name = signal.Signals(-code).name

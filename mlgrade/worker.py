@@ -39,7 +39,7 @@ def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _enter_view(libc, view: dict, missing: list) -> bool:
+def _enter_view(libc, view: dict, missing: list, private_mb: int) -> bool:
     """chroot into a tmpfs holding only the view's symlinks and read-only binds (see sandbox.worker_view).
 
     Called as root in a private mount namespace; returns False without the chroot if the
@@ -49,6 +49,13 @@ def _enter_view(libc, view: dict, missing: list) -> bool:
     if libc.mount(b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m,mode=755") != 0:
         return False
     try:
+        # the private temporary folders first: a venv or checkout that lives under /tmp is bound
+        # below them afterwards, instead of being hidden by them
+        size = f"size={private_mb}m,mode=1777".encode()
+        for path in PRIVATE_DIRS:
+            os.makedirs(root + path, exist_ok=True)
+            if libc.mount(b"tmpfs", (root + path).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, size) != 0:
+                return False
         for path, target in view["links"]:
             os.makedirs(os.path.dirname(root + path), exist_ok=True)
             os.symlink(target, root + path)
@@ -64,8 +71,6 @@ def _enter_view(libc, view: dict, missing: list) -> bool:
             if path not in WRITABLE_BINDS and libc.mount(
                     None, inside, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None) != 0:
                 missing.append(f"read-only {path}")  # file permissions still apply
-        for path in PRIVATE_DIRS:
-            os.makedirs(root + path, exist_ok=True)
     except OSError:
         return False
     os.chroot(root)
@@ -92,7 +97,8 @@ def confine(cfg: dict) -> list[str]:
             missing.append("namespaces")
         elif private:
             libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-            if cfg.get("view") and not _enter_view(libc, cfg["view"], missing):
+            in_view = bool(cfg.get("view")) and _enter_view(libc, cfg["view"], missing, limits_mb(cfg))
+            if cfg.get("view") and not in_view:
                 missing.append("root view")
             # inside the view too: a protected folder below a bound one (a checkout in site-packages)
             for path in cfg.get("mask", ()):
@@ -103,7 +109,7 @@ def confine(cfg: dict) -> list[str]:
             # a private /tmp: the host's shared temporary folders may hold other submissions, staged
             # references or results files that file permissions alone do not protect
             size = f"size={limits_mb(cfg)}m,mode=1777".encode()
-            for path in PRIVATE_DIRS:
+            for path in PRIVATE_DIRS if not in_view else ():
                 if os.path.isdir(path) and libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, size) != 0:
                     missing.append(f"private {path}")
             if not os.path.isdir(cfg["scratch"]):  # the scratch folder was under a now private /tmp
@@ -142,8 +148,29 @@ def confine(cfg: dict) -> list[str]:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(0)
+    missing.extend(f"exposed {path}" for path in cfg.get("mask", ()) if _readable(path))
     os.chdir(cfg["scratch"])
     return missing
+
+
+def _readable(path: str) -> bool:
+    """Whether this process (already the worker user, no student code yet) can read anything below ``path``."""
+    try:
+        if not os.path.isdir(path):
+            with open(path, "rb") as fh:
+                fh.read(1)
+            return True
+        for dirpath, dirnames, filenames in os.walk(path):
+            for name in filenames:
+                try:
+                    with open(os.path.join(dirpath, name), "rb") as fh:
+                        fh.read(1)
+                    return True
+                except OSError:
+                    continue
+    except OSError:
+        return False
+    return False
 
 
 def _student_frames(tb) -> str:
@@ -290,22 +317,44 @@ def zygote(cfg: dict) -> None:
     _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     _import_libraries(cfg.get("torch", True))
     sock = socket.socket(fileno=cfg["socket_fd"])
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    status_fds: dict[int, int] = {}  # child pid -> where its exit status goes (the grading process reads it)
+
+    def reap(*_):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            fd = status_fds.pop(pid, None)
+            if fd is not None:
+                try:
+                    os.write(fd, struct.pack("<i", status))
+                except OSError:
+                    pass
+                os.close(fd)
+
+    signal.signal(signal.SIGCHLD, reap)
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)
         except OSError:
             os._exit(0)
-        if not msg or len(fds) != 3:
+        if not msg or len(fds) != 4:
             os._exit(0)
         child_cfg = json.loads(msg)
         sys.stdout.flush()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})  # the pid is recorded before it can be reaped
         pid = os.fork()
         if pid == 0:
             sock.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+            for fd in (fds[3], *status_fds.values()):
+                os.close(fd)  # only the fork server reports exit statuses
             os.setsid()
-            request_fd, reply_fd, out_fd = fds
+            request_fd, reply_fd, out_fd = fds[:3]
             os.dup2(out_fd, 1)
             os.dup2(out_fd, 2)
             os.close(out_fd)
@@ -316,8 +365,10 @@ def zygote(cfg: dict) -> None:
                 serve(request_fd, reply_fd)
             finally:
                 os._exit(0)
-        for fd in fds:
+        for fd in fds[:3]:
             os.close(fd)
+        status_fds[pid] = fds[3]
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         sock.send(json.dumps({"pid": pid}).encode())
 
 
