@@ -18,10 +18,8 @@ and a README saying how to run ``mlgrade check``.
 from __future__ import annotations
 
 import ast
-import importlib.metadata
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 from mlgrade.assignments import Assignment
+from mlgrade.dependencies import engine_requirements, pinned
 
 __all__ = ["build_autograder", "build_student", "build_wheel", "pinned_requirements", "project_source",
            "function_bodies", "TORCH_INDEX"]
@@ -38,8 +37,6 @@ TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 VENV = "/opt/mlgrade/venv"
 EPOCH = (1980, 1, 1, 0, 0, 0)
 SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
-# the test extra and the engine's own build tools are not needed to grade
-RUNTIME_ONLY = re.compile(r"extra\s*==")
 
 
 def project_source() -> Path:
@@ -78,21 +75,10 @@ def build_wheel(out_dir: Path) -> Path:
     return target
 
 
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def pinned_requirements() -> list[str]:
-    """mlgrade's runtime dependencies pinned to the versions installed here (torch without +cpu)."""
-    reqs = importlib.metadata.requires("mlgrade") or []
-    pins = []
-    for req in reqs:
-        if RUNTIME_ONLY.search(req):
-            continue
-        name = re.match(r"[A-Za-z0-9_.\-]+", req).group(0)
-        version = importlib.metadata.version(name).split("+")[0]
-        pins.append(f"{_normal(name)}=={version}")
-    return sorted(pins)
+def pinned_requirements(assignment: Assignment | None = None) -> list[str]:
+    """The engine's runtime dependencies and the assignment's own (``requires``), pinned to the
+    versions installed here (torch without +cpu): what an autograder zip installs."""
+    return pinned([*engine_requirements(own=True), *(assignment.requires if assignment else [])])
 
 
 SETUP_SH = r"""#!/usr/bin/env bash
@@ -233,7 +219,7 @@ def build_autograder(assignment: Assignment, out_dir: Path, wheelhouse: Path | N
         with zipfile.ZipFile(partial, "w") as zf:
             _write(zf, "setup.sh", SETUP_SH.format(**fmt).encode(), 0o755)
             _write(zf, "run_autograder", RUN_AUTOGRADER.format(**fmt).encode(), 0o755)
-            _write(zf, "requirements.txt", ("\n".join(pinned_requirements()) + "\n").encode())
+            _write(zf, "requirements.txt", ("\n".join(pinned_requirements(assignment)) + "\n").encode())
             _write(zf, wheel.name, wheel.read_bytes())
             _add_tree(zf, assignment.graders_dir, f"graders/{assignment.id}")
             _add_tree(zf, assignment.reference_dir, f"reference/{assignment.id}")

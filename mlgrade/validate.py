@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from mlgrade.dependencies import undeclared_imports
 from mlgrade.runner import grade
 
 __all__ = ["Mutant", "MutantError", "load_mutant", "load_mutants", "apply_mutant", "validate", "check_mutant"]
@@ -105,6 +106,9 @@ def _submission_files(assignment, folder: Path, target: Path) -> None:
 
 def validate(assignment, only: str | None = None, console=None) -> Report:
     report = Report()
+    undeclared = undeclared_imports(assignment)
+    report.verdicts.append(Verdict("dependencies", not undeclared, 0.0, 0.0, "; ".join(undeclared)))
+    _progress(console, report.verdicts[-1])
     work = Path(tempfile.mkdtemp(prefix="mlgrade-validate-"))
     try:
         if not only:

@@ -42,6 +42,7 @@ class Assignment:
     package_dir: Path
     root: Path | None = None
     extra: dict = field(default_factory=dict)
+    requires: list[str] = field(default_factory=list)  # distributions its graders and reference import
 
     def _under(self, folder: str) -> Path | None:
         return self.root / folder / self.id if self.root else None
@@ -104,6 +105,7 @@ def _read(folder: Path, root: Path | None) -> Assignment:
         reference_modules=set(data.get("reference_modules", [])),
         package_dir=folder,
         root=root,
+        requires=list(data.get("requires", [])),
     )
 
 

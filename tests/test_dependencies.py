@@ -1,0 +1,82 @@
+"""An assignment declares what its graders and reference import (mlgrade.dependencies): the
+package installs it for instructors, the autograder zip pins it, validate names what is missing."""
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mlgrade import assignments
+from mlgrade.build import build_autograder, pinned_requirements
+from mlgrade.dependencies import distribution_name, engine_requirements, imported_modules, undeclared_imports
+from mlgrade.validate import validate
+from conftest import REPO
+
+IDS = [a.id for a in assignments.catalogue(REPO)]
+
+
+@pytest.mark.parametrize("assignment_id", IDS)
+def test_every_import_of_graders_and_reference_is_declared(assignment_id):
+    assert undeclared_imports(assignments.get(assignment_id, REPO)) == []
+
+
+@pytest.mark.parametrize("assignment_id", IDS)
+def test_the_package_installs_what_each_assignment_requires(assignment_id):
+    engine = {distribution_name(r) for r in engine_requirements()}
+    required = {distribution_name(r) for r in assignments.get(assignment_id, REPO).requires}
+    assert required <= engine, f"`pip install .` would lack {sorted(required - engine)}"
+
+
+def test_cs446_declares_scikit_learn_and_its_zip_pins_it(tmp_path):
+    a = assignments.get("cs446-hw2", REPO)
+    assert [distribution_name(r) for r in a.requires] == ["scikit-learn"]
+    assert any(p.startswith("scikit-learn==") for p in pinned_requirements(a))
+    assert not any(p.startswith("scikit-learn==") for p in pinned_requirements(assignments.get("ml-hw6", REPO)))
+    with zipfile.ZipFile(build_autograder(a, tmp_path)) as zf:
+        pins = zf.read("requirements.txt").decode().split()
+    assert pins == pinned_requirements(a)
+    assert any(p.startswith("scikit-learn==") for p in pins) and any(p.startswith("torch==") for p in pins)
+
+
+def test_the_package_asks_for_a_torch_range_not_a_pin():
+    (torch,) = [r for r in engine_requirements() if distribution_name(r) == "torch"]
+    assert "==" not in torch and "<" in torch and ">=" in torch, torch
+
+
+def test_an_undeclared_import_is_named(tmp_path):
+    a = assignments.get("cs446-hw2", REPO)
+    assert undeclared_imports(dataclasses.replace(a, requires=[])) == [
+        "graders/cs446-hw2/test_resnet.py imports `sklearn` (scikit-learn), which cs446-hw2 does not declare: "
+        "add it to `requires` in assignment.toml (and to the package's dependencies)",
+        "reference/cs446-hw2/train.py imports `sklearn` (scikit-learn), which cs446-hw2 does not declare: "
+        "add it to `requires` in assignment.toml (and to the package's dependencies)",
+    ]
+
+
+class _Elsewhere(assignments.Assignment):
+    @property
+    def graders_dir(self):
+        return self.extra["graders"]
+
+
+def test_validate_fails_on_an_undeclared_import_before_grading(tmp_path):
+    graders = tmp_path / "graders" / "ml-hw6"
+    graders.mkdir(parents=True)
+    (graders / "test_x.py").write_text("import json\nimport conftest\nfrom . import helpers\nimport mlxtend.data\n")
+    (graders / "conftest.py").write_text("import numpy, scipy.special, torch, cvxopt\n")
+    real = assignments.get("ml-hw6", REPO)
+    fields = {f.name: getattr(real, f.name) for f in dataclasses.fields(real)}
+    a = _Elsewhere(**{**fields, "extra": {"graders": graders}})
+    assert undeclared_imports(a) == [
+        "graders/ml-hw6/test_x.py imports `mlxtend` (mlxtend), which ml-hw6 does not declare: "
+        "add it to `requires` in assignment.toml (and to the package's dependencies)"]
+    report = validate(a, only="no mutant has this name")
+    assert not report.ok
+    assert report.verdicts[0].submission == "dependencies" and "`mlxtend`" in report.verdicts[0].detail
+
+
+def test_imported_modules_are_top_level_absolute_names():
+    source = "import a.b\nfrom c.d import e\nfrom . import f\nfrom .g import h\ndef k():\n    import m\n"
+    assert imported_modules(source) == {"a", "c", "m"}
