@@ -1,7 +1,9 @@
 """The class report of ``mlgrade grade``: one self-contained HTML file.
 
 A histogram of the totals and the pass rate of every test (matplotlib, Agg, embedded as base64
-PNG), then per test the most common failure messages (first line of the output, counted).
+PNG), then per test the most common failure messages (first line of the output, counted). The
+scores are those of graded submissions only: a submission given no score (an engine failure,
+a crash, a timeout, an unreadable upload) is listed by name with its reason, never counted as 0.
 """
 from __future__ import annotations
 
@@ -56,7 +58,11 @@ def _figures(rows: list[dict], names: list[str], maximum: float) -> tuple[str, s
     return hist, bars
 
 
-def write_report(assignment, rows: list[dict], path: Path, top: int = 3) -> None:
+def write_report(assignment, rows: list[dict], path: Path, top: int = 3, errors=()) -> None:
+    """``rows`` as made by mlgrade.batch (``status`` "graded" or "failed"); ``errors``: the
+    instructor's problems that changed no score (files not written, export entries of nobody)."""
+    not_graded = [r for r in rows if r.get("status") == "failed"]
+    rows = [r for r in rows if r.get("status") != "failed"]
     names: list[str] = []
     maxima: dict[str, float] = {}
     for row in rows:
@@ -71,7 +77,6 @@ def write_report(assignment, rows: list[dict], path: Path, top: int = 3) -> None
         for t in row["tests"]:
             if not (t["passed"] and t["score"] >= t["max_score"]):
                 failures[t["name"]][t.get("message") or "(no message)"] += 1
-    engine_failures = Counter(r["output"].splitlines()[0] if r["output"] else "" for r in rows if not r["tests"])
     totals = sorted(r["score"] for r in rows)
     mean = sum(totals) / len(totals) if totals else 0.0
     median = totals[len(totals) // 2] if totals else 0.0
@@ -85,7 +90,8 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-a
 th {{ background: #f0f0f0; }} td.n {{ text-align: right; }} code {{ white-space: pre-wrap; }}
 </style></head><body>
 <h1>{e(assignment.title)}</h1>
-<p>{len(rows)} submissions; mean {mean:.2f}, median {median:g} out of {maximum:g}.</p>
+<p>{len(rows)} submissions graded; mean {mean:.2f}, median {median:g} out of {maximum:g}.""" +
+             (f" {len(not_graded)} not graded (no score, see below)." if not_graded else "") + f"""</p>
 <h2>Scores</h2>
 <img alt="score histogram" src="data:image/png;base64,{hist}">
 <h2>Pass rate per test</h2>
@@ -102,10 +108,16 @@ th {{ background: #f0f0f0; }} td.n {{ text-align: right; }} code {{ white-space:
                     f"{100.0 * passed / len(rows):.0f}%</td>") if i == 0 else ""
             parts.append(f'<tr>{lead}<td class="n">{count}</td><td><code>{e(msg)}</code></td></tr>')
     parts.append("</table>")
-    if engine_failures:
-        parts.append("<h2>Submissions not graded</h2><table><tr><th>count</th><th>reason</th></tr>")
-        for msg, count in engine_failures.most_common():
-            parts.append(f'<tr><td class="n">{count}</td><td><code>{e(msg)}</code></td></tr>')
+    if not_graded:
+        parts.append(f'<h2 id="engine-failures">Engine failures: {len(not_graded)} submission(s) not graded</h2>'
+                     "<p>No score was given; each student's grading.log has the details.</p>"
+                     "<table><tr><th>student</th><th>reason</th></tr>")
+        for r in sorted(not_graded, key=lambda r: r["student"]):
+            parts.append(f'<tr><td>{e(r["student"])}</td><td><code>{e(r.get("reason", ""))}</code></td></tr>')
         parts.append("</table>")
+    if errors:
+        parts.append('<h2 id="problems">Problems of the grading run</h2><ul>')
+        parts.extend(f"<li><code>{e(text)}</code></li>" for text in errors)
+        parts.append("</ul>")
     parts.append("</body></html>\n")
     Path(path).write_text("\n".join(parts))
