@@ -176,12 +176,16 @@ chmod 755 /autograder/results
 chmod o+x / 2>/dev/null || true
 rm -f "$RESULTS"
 cd /autograder/source
-{venv}/bin/mlgrade run {id} /autograder/submission --results "$RESULTS"
+# stdout is the grading log, which Gradescope shows to instructors only: the table, every
+# failure message and pytest's log with grader tracebacks (-v)
+{venv}/bin/mlgrade run {id} /autograder/submission --results "$RESULTS" -v
 status=$?
+echo "mlgrade run exited with status $status (0 graded, 3 no score given: engine failure)"
 if [ ! -s "$RESULTS" ]; then
-  # the engine itself failed: never leave a file the submission could have written
+  # the engine itself failed before writing anything: the one schema of a grading without a score
   rm -f "$RESULTS"
-  echo '{{"score": 0, "output": "The autograder itself failed (exit '"$status"'); your instructor has been told.", "tests": []}}' > "$RESULTS"
+  {venv}/bin/python -c 'import sys; from mlgrade.results import engine_failure, write_results; write_results(sys.argv[1], engine_failure("mlgrade run exited with status " + sys.argv[2] + " without results", 0))' "$RESULTS" "$status" \
+    || echo '{{"score": 0, "output": "The autograder itself failed (the instructor has the details). No score was given.", "tests": [], "extra_data": {{"mlgrade": "engine_failure"}}}}' > "$RESULTS"
 fi
 exit 0
 """

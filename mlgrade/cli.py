@@ -60,10 +60,9 @@ def cmd_run(args) -> int:
     _print_total(outcome)
     console.print(f"[dim]results written to {args.results}[/]")
     if not outcome.graded:
-        console.print("[red]mlgrade: the autograder failed, no score was given[/] (the log above says why; "
-                      "run with -v for pytest's log)" if not args.verbose else "[red]mlgrade: no score was given[/]")
-        if not args.verbose:
+        if not args.verbose:  # the instructor needs the reason even without -v
             console.print(outcome.log[-3000:], markup=False)
+        console.print(f"[red]mlgrade: no score was given: the autograder failed (exit status {EXIT_NOT_GRADED})[/]")
         return EXIT_NOT_GRADED
     return 0
 
