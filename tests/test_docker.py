@@ -1,7 +1,8 @@
 """The autograder zip in Gradescope's layout, in a container: docker/Dockerfile + docker/grade.sh.
 
-Builds the image for ml-hw6 (setup.sh at build time, from a wheelhouse shipped in the zip) and
-grades the reference, the template and a hostile submission with --network none. Needs a Docker
+Builds the image of every assignment that has graders (setup.sh at build time, from a wheelhouse
+shipped in the zip) and grades its reference (full marks), its template (zero) and a hostile
+submission (zero) with --network none. Needs a Docker
 engine: where none answers it is skipped, except under CI (as root) where it starts one with
 ../shared/tools/docker-engine.sh. The wheelhouse is cached in /var/cache/mlgrade-wheelhouse and
 the image is reused while the zip is unchanged.
@@ -36,14 +37,16 @@ for path in ("/autograder/results/results.json", "/autograder/source/results.jso
             json.dump({"score": 1000, "output": "pwned", "tests": []}, fh)
     except OSError:
         pass
-for path in ("/autograder/source/reference/ml-hw6/hw6.py", "/autograder/source/graders/ml-hw6/test_svm.py"):
+for path in ("/autograder/source/reference/{id}", "/autograder/source/graders/{id}"):
     try:
-        print(open(path).read()[:100])
+        for name in os.listdir(path):
+            print(open(os.path.join(path, name)).read()[:100])
     except OSError:
         pass
 while True:
     pass
 '''
+IDS = [a.id for a in assignments.catalogue(ROOT) if a.has_graders()]
 
 
 def _engine_up() -> bool:
@@ -69,7 +72,7 @@ def docker_engine():
 def _wheelhouse() -> Path:
     """pip download the pinned dependencies once (cached; a second run only checks)."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
-    reqs = pinned_requirements()
+    reqs = sorted({pin for aid in IDS for pin in pinned_requirements(assignments.get(aid, ROOT))})
     stamp = WHEELHOUSE / ".requirements"
     if stamp.is_file() and stamp.read_text() == "\n".join(reqs):
         return WHEELHOUSE
@@ -81,10 +84,10 @@ def _wheelhouse() -> Path:
     return WHEELHOUSE
 
 
-@pytest.fixture(scope="module")
-def image_zip(docker_engine, tmp_path_factory) -> Path:
-    a = assignments.get("ml-hw6", ROOT)
-    return build_autograder(a, tmp_path_factory.mktemp("dist"), wheelhouse=_wheelhouse())
+@pytest.fixture(scope="module", params=IDS)
+def image_zip(request, docker_engine, tmp_path_factory) -> tuple[str, Path]:
+    a = assignments.get(request.param, ROOT)
+    return a.id, build_autograder(a, tmp_path_factory.mktemp("dist"), wheelhouse=_wheelhouse())
 
 
 def grade(zip_path: Path, submission: Path, results: Path) -> tuple[dict, float]:
@@ -105,50 +108,70 @@ def _tag(zip_path: Path) -> str:
     return f"mlgrade-autograder:{out.stdout.strip()}"
 
 
+def _submission(folder: Path, source: Path, files) -> Path:
+    folder.mkdir()
+    for spec in files:
+        for name in spec.accept:
+            if (source / name).is_file():
+                shutil.copy(source / name, folder / name)
+                break
+    return folder
+
+
 def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
-    a = assignments.get("ml-hw6", ROOT)
+    aid, zip_path = image_zip
+    a = assignments.get(aid, ROOT)
     timings = {}
-    ref = tmp_path / "ref"
-    ref.mkdir()
-    shutil.copy(a.reference_dir / "hw6.py", ref / "hw6.py")
-    res, timings["reference (incl. build if needed)"] = grade(image_zip, ref, tmp_path / "out-ref")
+    ref = _submission(tmp_path / "ref", a.reference_dir, a.files)
+    res, timings["reference (incl. build if needed)"] = grade(zip_path, ref, tmp_path / "out-ref")
     maximum = sum(t["max_score"] for t in res["tests"])
     assert maximum > 0 and res["score"] == maximum, [t for t in res["tests"] if t["score"] < t["max_score"]][:3]
 
-    tpl = tmp_path / "tpl"
-    tpl.mkdir()
-    shutil.copy(a.template_dir / "hw6.ipynb", tpl / "hw6.ipynb")
-    res, timings["template"] = grade(image_zip, tpl, tmp_path / "out-tpl")
+    tpl = _submission(tmp_path / "tpl", a.template_dir, a.files)
+    res, timings["template"] = grade(zip_path, tpl, tmp_path / "out-tpl")
     assert res["score"] == 0 and len(res["tests"]) == len(json.loads((tmp_path / "out-ref" / "results.json").read_text())["tests"])
 
-    bad = tmp_path / "hostile"
-    bad.mkdir()
-    (bad / "hw6.py").write_text(HOSTILE)
-    res, timings["hostile"] = grade(image_zip, bad, tmp_path / "out-bad")
-    assert res["score"] == 0 and res["tests"], res
+    bad = _submission(tmp_path / "hostile", a.reference_dir, a.files[1:])  # the other files correct
+    (bad / a.files[0].name).write_text(HOSTILE.replace("{id}", aid))
+    res, timings["hostile"] = grade(zip_path, bad, tmp_path / "out-bad")
+    assert res["tests"], res
+    hostile_tests = [t for t in res["tests"] if t["name"].split(":")[0] in _names_of(a, a.files[0].name)]
+    assert hostile_tests and all(t["score"] == 0 for t in hostile_tests)
+    if len(a.files) == 1:
+        assert res["score"] == 0
     assert "pwned" not in json.dumps(res)
     assert "could not be loaded" in res["output"]
-    print("docker timings:", {k: f"{v:.0f} s" for k, v in timings.items()})
+    print(f"docker timings {aid}:", {k: f"{v:.0f} s" for k, v in timings.items()})
 
     # the image: Gradescope's layout, reference and graders locked to root, no CUDA, small
-    tag = _tag(image_zip)
+    tag = _tag(zip_path)
+    ref_file = f"/autograder/source/reference/{aid}/{a.files[0].name}"
+    grader = sorted(a.graders_dir.glob("*.py"))[0].name
     probe = subprocess.run(["docker", "run", "--rm", "--network", "none", tag, "bash", "-c",
-                            "stat -c '%a %U %n' /autograder/source/reference/ml-hw6 /autograder/source/reference/ml-hw6/hw6.py "
-                            "/autograder/source/graders/ml-hw6 /autograder/source/graders/ml-hw6/conftest.py; "
+                            f"stat -c '%a %U %n' /autograder/source/reference/{aid} {ref_file} "
+                            f"/autograder/source/graders/{aid} /autograder/source/graders/{aid}/{grader}; "
                             "ls /autograder; test -x /autograder/run_autograder && echo run-ok; "
                             "test -d /autograder/source/wheelhouse && echo wheelhouse-left; "
-                            "setpriv --reuid=mlgrade --regid=mlgrade --clear-groups cat /autograder/source/reference/ml-hw6/hw6.py "
+                            f"setpriv --reuid=mlgrade --regid=mlgrade --clear-groups cat {ref_file} "
                             ">/dev/null 2>&1 && echo READABLE || echo denied; "
                             "/opt/mlgrade/venv/bin/python -c 'import torch; print(\"cuda\", torch.version.cuda)'"],
                            capture_output=True, text=True, timeout=300)
     lines = probe.stdout.split("\n")
-    assert "700 root /autograder/source/reference/ml-hw6" in lines
-    assert "600 root /autograder/source/reference/ml-hw6/hw6.py" in lines
-    assert "700 root /autograder/source/graders/ml-hw6" in lines
-    assert "600 root /autograder/source/graders/ml-hw6/conftest.py" in lines
+    assert f"700 root /autograder/source/reference/{aid}" in lines
+    assert f"600 root {ref_file}" in lines
+    assert f"700 root /autograder/source/graders/{aid}" in lines
+    assert f"600 root /autograder/source/graders/{aid}/{grader}" in lines
     assert {"source", "submission", "results", "run_autograder", "run-ok", "denied", "cuda None"} <= set(lines), probe.stdout + probe.stderr
     assert "wheelhouse-left" not in lines and "READABLE" not in lines
     size = int(subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", tag],
                               capture_output=True, text=True, check=True).stdout)
     print(f"image {tag}: {size / 1e9:.2f} GB")
     assert size <= 1.5e9, f"image is {size / 1e9:.2f} GB (goal <= 1.5 GB)"
+
+
+def _names_of(a, file_name: str) -> set[str]:
+    """The contract names whose tests grade ``file_name`` (the exercises of that file)."""
+    sections = list(a.exercises.values())
+    if len(a.files) == 1:
+        return {n for names in sections for n in names}
+    return set(sections[[f.name for f in a.files].index(file_name)])
