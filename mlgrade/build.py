@@ -258,7 +258,10 @@ sandbox the Gradescope autograder uses. They are a subset: hidden tests on Grade
 
 ```bash
 python3 -m venv .venv && . .venv/bin/activate        # Python 3.11 or newer
-pip install {wheel}                                   # installs mlgrade, numpy, torch, ...
+# torch first, the CPU build (a few hundred MB; on Linux a plain `pip install torch` pulls a
+# multi-GB CUDA build); skip this line if you already have torch 2.x
+pip install torch --index-url {torch_index}
+pip install {wheel}                                   # installs mlgrade, numpy, scipy, ...
 cd {id}                                               # the folder with your {files}
 mlgrade check {id}                                    # or: mlgrade check {id} path/to/{first}
 ```
@@ -295,6 +298,7 @@ def build_student(assignment: Assignment, out_dir: Path) -> Path:
             files = " and ".join(" or ".join(f"`{a}`" for a in f.accept) for f in assignment.files)
             readme = STUDENT_README.format(title=assignment.title, id=assignment.id, submit=files,
                                            listing="\n".join(listing), wheel=wheel.name, files=files,
+                                           torch_index=TORCH_INDEX,
                                            first=assignment.files[0].name)
             _write(zf, f"{top}/README.md", readme.encode())
         target.with_suffix(".zip.part").replace(target)
