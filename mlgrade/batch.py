@@ -213,9 +213,12 @@ def _entry_parts(name: str) -> tuple[str, ...]:
     return tuple(p for p in re.split(r"[/\\]", name) if p not in ("", "."))
 
 
+def _absolute(name: str) -> bool:
+    return name.startswith(("/", "\\")) or bool(re.match(r"[A-Za-z]:", name))
+
+
 def _unsafe(name: str, parts: tuple[str, ...]) -> bool:
-    return (name.startswith(("/", "\\")) or bool(re.match(r"[A-Za-z]:", name)) or "\0" in name
-            or ".." in parts)
+    return _absolute(name) or "\0" in name or ".." in parts
 
 
 def _extract(zip_path: Path, dest: Path, assignment: Assignment) -> dict[tuple[str, ...], list[str]]:
@@ -237,27 +240,11 @@ def _extract(zip_path: Path, dest: Path, assignment: Assignment) -> dict[tuple[s
         if len(infos) > MAX_EXPORT_ENTRIES:
             raise ExportError(MSG_TOO_MANY_ENTRIES.format(zip=zip_path.name, count=len(infos), limit=MAX_EXPORT_ENTRIES))
         for info in infos:
-            raw = info.filename[:200]
             parts = _entry_parts(info.filename)
-            if _unsafe(info.filename, parts):
-                problems.setdefault(parts, []).append(MSG_UNSAFE_ENTRY.format(name=raw))
-                absolute = info.filename.startswith(("/", "\\")) or ":" in info.filename[:2]
-                parts = () if absolute or ".." not in parts else parts[:parts.index("..")]
-                info = None  # its student's folder is made; the entry itself is not extracted
-            if not parts:
-                continue
-            is_dir = info is None or info.is_dir()
-            name = parts[-1]
-            wanted = not is_dir and (name in accepted or name == METADATA
-                                     or (len(parts) <= 2 and Path(name).suffix in suffixes))  # one file per student
+            name = parts[-1] if parts else ""
+            wanted = name in accepted or name == METADATA or (len(parts) <= 2 and Path(name).suffix in suffixes)
             try:
-                dest.joinpath(*(parts if is_dir else parts[:-1])).mkdir(parents=True, exist_ok=True)
-                if not wanted:
-                    continue
-                if stat.S_IFMT(info.external_attr >> 16) not in (0, stat.S_IFREG):
-                    raise _Refused(MSG_NOT_REGULAR.format(path="/".join(parts), kind=_kind(info.external_attr >> 16)))
-                limit = MAX_METADATA_BYTES if name == METADATA else _source_limit(name)
-                used += _unpack(zf, info, dest.joinpath(*parts), limit, budget - used, "/".join(parts))
+                used += _extract_entry(zf, info, parts, dest, wanted, budget - used)
             except _Refused as exc:
                 problems.setdefault(parts, []).append(str(exc))
             except _ExportFull:
@@ -265,12 +252,30 @@ def _extract(zip_path: Path, dest: Path, assignment: Assignment) -> dict[tuple[s
                                                               ratio=MAX_EXPORT_RATIO)) from None
             except (OSError, zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError) as exc:
                 problems.setdefault(parts, []).append(
-                    MSG_BAD_ENTRY.format(name=raw, error=f"{type(exc).__name__}: {str(exc)[:200]}"))
+                    MSG_BAD_ENTRY.format(name=info.filename[:200], error=f"{type(exc).__name__}: {str(exc)[:200]}"))
     return problems
 
 
 class _ExportFull(Exception):
     pass
+
+
+def _extract_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, parts: tuple[str, ...], dest: Path, wanted: bool,
+                   budget: int) -> int:
+    """Make the folders of one entry and, if ``wanted``, its file; return the bytes written."""
+    if _unsafe(info.filename, parts):
+        # the student it names is still listed (and refused); nothing is made outside dest
+        inside = () if _absolute(info.filename) or ".." not in parts else parts[:parts.index("..")]
+        dest.joinpath(*inside).mkdir(parents=True, exist_ok=True)
+        raise _Refused(MSG_UNSAFE_ENTRY.format(name=info.filename[:200]))
+    dest.joinpath(*(parts if info.is_dir() else parts[:-1])).mkdir(parents=True, exist_ok=True)
+    if info.is_dir() or not parts or not wanted:
+        return 0
+    mode = info.external_attr >> 16
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+        raise _Refused(MSG_NOT_REGULAR.format(path="/".join(parts), kind=_kind(mode)))
+    limit = MAX_METADATA_BYTES if parts[-1] == METADATA else _source_limit(parts[-1])
+    return _unpack(zf, info, dest.joinpath(*parts), limit, budget, "/".join(parts))
 
 
 def _unpack(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limit: int, budget: int, label: str) -> int:
