@@ -74,7 +74,7 @@ MSG_OUT_NOT_FOLDER = "{path} exists and is not a folder: nothing written for thi
 MSG_CRASHED = "the grading process crashed on this submission"
 MSG_RAISED = "grading failed ({type}: {message})"
 MSG_TIMEOUT = "grading took longer than {timeout:g} s and was stopped"
-MSG_UNRECORDED = "{student}: {file} not written ({type}: {message})"
+MSG_UNRECORDED = "{file} not written ({type}: {message})"
 
 
 class ExportError(ValueError):
@@ -91,6 +91,7 @@ class Submission:
     folder: Path  # staged: only the contract's files
     submitters: str = ""
     problems: list[str] = field(default_factory=list)  # why it cannot be graded (none: it is graded)
+    digest: str = ""  # of its staged files and the engine: unchanged ones are not graded again
 
 
 @dataclass
@@ -117,6 +118,7 @@ class Failure:
     reason: str
     seconds: float = 0.0
     log: str = ""
+    writable: bool = True  # False: its output folder is not ours to write (nothing is written)
 
 
 # --- reading what students submitted, without following links --------------------------------
@@ -238,7 +240,8 @@ def _extract(zip_path: Path, dest: Path, assignment: Assignment) -> dict[tuple[s
     with zipfile.ZipFile(zip_path) as zf:
         infos = zf.infolist()
         if len(infos) > MAX_EXPORT_ENTRIES:
-            raise ExportError(MSG_TOO_MANY_ENTRIES.format(zip=zip_path.name, count=len(infos), limit=MAX_EXPORT_ENTRIES))
+            raise ExportError(MSG_TOO_MANY_ENTRIES.format(zip=zip_path.name, count=len(infos),
+                                                          limit=MAX_EXPORT_ENTRIES))
         for info in infos:
             parts = _entry_parts(info.filename)
             name = parts[-1] if parts else ""
@@ -414,12 +417,12 @@ def discover(assignment: Assignment, source: Path, work: Path) -> tuple[list[Sub
     Returns the submissions (those with ``problems`` are not graded) and the problems that belong
     to no student (an export entry outside every student's folder).
     """
-    source = Path(source)
+    source = Path(source)  # the instructor's own argument: a link to it is followed
     problems: dict[tuple[str, ...], list[str]] = {}
-    if _is_file(source) and zipfile.is_zipfile(source):
+    if source.is_file() and zipfile.is_zipfile(source):
         problems = _extract(source, work / "export", assignment)
         source = work / "export"
-    if not _is_dir(source):
+    if not source.is_dir():
         raise FileNotFoundError(f"{source}: not a folder of submissions nor a zip")
     base, metadata = _base(source)
     prefix = base.relative_to(source).parts
@@ -493,6 +496,14 @@ def _first_line(text: str) -> str:
     return ""
 
 
+def _cut(text: str) -> str:
+    """A log within MAX_LOG_CHARS: its beginning and its end (where grader errors are)."""
+    if len(text) <= MAX_LOG_CHARS:
+        return text
+    half = MAX_LOG_CHARS // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
+
+
 def _grade_one(student: str, folder: str, results_path: str) -> dict:
     """In a pool process: grade one submission (the runner writes its results.json)."""
     from mlgrade.runner import grade
@@ -503,7 +514,7 @@ def _grade_one(student: str, folder: str, results_path: str) -> dict:
     if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
         _ZYGOTE = Zygote()
     outcome = grade(_ASSIGNMENT, Path(folder), results_path, zygote=_ZYGOTE)
-    return {"results": outcome.results, "log": outcome.log[:MAX_LOG_CHARS + 1],
+    return {"results": outcome.results, "log": _cut(outcome.log),
             "pid": os.getpid(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -672,10 +683,7 @@ def write_scores(rows: list[dict], path: Path) -> list[str]:
 # --- the class -----------------------------------------------------------------------------------
 
 def _write_log(path: Path, text: str) -> None:
-    text = printable(text)
-    if len(text) > MAX_LOG_CHARS:
-        half = MAX_LOG_CHARS // 2
-        text = f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
+    text = _cut(printable(text))
     path.write_text(text if text.endswith("\n") else text + "\n")
 
 
@@ -735,26 +743,7 @@ def grade_class(assignment: Assignment, submissions: Path, out_dir: Path, jobs: 
         subs, unplaced = discover(assignment, Path(submissions), work)
         for text in unplaced:
             problem(f"export: {text}")
-        engine = _engine_hash(assignment)
-        todo, refused, hashes, unwritable = [], [], {}, set()
-        for sub in subs:
-            hashes[sub.student] = tree_hash([sub.folder], hashlib.sha256(engine.encode())).hexdigest()
-            folder = out_dir / sub.student
-            stored = None if force or sub.problems else _stored(folder, hashes[sub.student])
-            if stored is not None:
-                summary.skipped += 1
-                summary.rows.append(_row(sub, stored))
-                continue
-            try:
-                _prepare(folder)
-            except OSError as exc:
-                unwritable.add(sub.student)
-                refused.append((sub, Failure(str(exc))))
-                continue
-            if sub.problems:
-                refused.append((sub, Failure("; ".join(sub.problems), log="\n".join(sub.problems))))
-            else:
-                todo.append(sub)
+        todo, refused = _plan(subs, out_dir, _engine_hash(assignment), force, summary)
 
         def on_done(sub: Submission, result: dict | None, failure: Failure | None) -> None:
             """Report ``sub`` once: count it, then write what is ours (each write on its own)."""
@@ -772,21 +761,13 @@ def grade_class(assignment: Assignment, submissions: Path, out_dir: Path, jobs: 
                 say(f"{sub.student}: not graded: {row['reason']}")
             else:
                 summary.graded += 1
-            bar.update(task, advance=1, last=printable(f"{sub.student}: {'-' if row['score'] is None else format(row['score'], 'g')}"))
-            if sub.student in unwritable:
-                return
-            folder = out_dir / sub.student
-            writes = [("results.json", lambda: write_results(str(folder / "results.json"), results))] if failure else []
-            writes.append((LOG_FILE, lambda: _write_log(folder / LOG_FILE, log)))
-            if row["status"] == "graded":  # graded and recorded in full: skipped while unchanged
-                writes.append((HASH_FILE, lambda: _write_hash(folder / HASH_FILE, hashes[sub.student])))
-            for file, write in writes:
-                try:
-                    write()
-                except Exception as exc:
-                    problem(MSG_UNRECORDED.format(student=sub.student, file=file, type=type(exc).__name__,
-                                                  message=str(exc)[:300]))
-                    break
+            shown = "no score" if row["score"] is None else f"{row['score']:g}"
+            bar.update(task, advance=1, last=printable(f"{sub.student}: {shown}"))
+            if failure is None or failure.writable:
+                error = _record(out_dir / sub.student, results if failure else None, log,
+                                sub.digest if row["status"] == "graded" else None)
+                if error:
+                    problem(f"{sub.student}: {error}")
 
         with bar:
             task = bar.add_task(f"grading {assignment.id}", total=len(todo) + len(refused), last="")
@@ -803,6 +784,47 @@ def grade_class(assignment: Assignment, submissions: Path, out_dir: Path, jobs: 
         shutil.rmtree(work, ignore_errors=True)
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def _plan(subs: list[Submission], out_dir: Path, engine: str, force: bool, summary: Summary):
+    """(to grade, refused with their Failure): unchanged graded students are skipped (their row
+    taken from the results.json they have), every other's output folder is emptied."""
+    todo, refused = [], []
+    for sub in subs:
+        sub.digest = tree_hash([sub.folder], hashlib.sha256(engine.encode())).hexdigest()
+        folder = out_dir / sub.student
+        stored = None if force or sub.problems else _stored(folder, sub.digest)
+        if stored is not None:
+            summary.skipped += 1
+            summary.rows.append(_row(sub, stored))
+            continue
+        try:
+            _prepare(folder)
+        except OSError as exc:
+            refused.append((sub, Failure(str(exc), writable=False)))
+        else:
+            if sub.problems:
+                refused.append((sub, Failure("; ".join(sub.problems), log="\n".join(sub.problems))))
+            else:
+                todo.append(sub)
+    return todo, refused
+
+
+def _record(folder: Path, failure_results: dict | None, log: str, digest: str | None) -> str | None:
+    """Write a reported student's files: the failure record (a completed grading's results.json
+    is the runner's), the log, then the hash (only once all the rest is written). Returns what
+    could not be written, or None."""
+    writes = [("results.json", lambda: write_results(str(folder / "results.json"), failure_results))
+              ] if failure_results is not None else []
+    writes.append((LOG_FILE, lambda: _write_log(folder / LOG_FILE, log)))
+    if digest is not None:  # graded and recorded in full: skipped while unchanged
+        writes.append((HASH_FILE, lambda: _write_hash(folder / HASH_FILE, digest)))
+    for file, write in writes:
+        try:
+            write()
+        except Exception as exc:
+            return MSG_UNRECORDED.format(file=file, type=type(exc).__name__, message=str(exc)[:300])
+    return None
 
 
 def _write_hash(path: Path, digest: str) -> None:

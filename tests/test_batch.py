@@ -1,6 +1,8 @@
 """`mlgrade grade`: a small class graded by the pool matches per-student `mlgrade run`; the report;
 re-runs skip unchanged students; Gradescope's export zip; a hanging or crashing submission
-never stops the batch."""
+never stops the batch; every student is reported once, and a grading that gave no score is
+never a 0; hostile inputs (colliding or reserved names, links, FIFOs, zip slips and bombs,
+formula cells, escape sequences) cost only their own student."""
 from __future__ import annotations
 
 import base64
@@ -527,3 +529,25 @@ def test_nothing_a_student_names_reaches_the_terminal_raw(tmp_path):
     summary = grade_class(A, tmp_path / "subs", tmp_path / "out", jobs=1, progress=False, console=console)
     assert summary.failed == 1
     assert console.file.getvalue() == "eve: not graded: /hw6.py is a symbolic link, not a regular file: not read\n"
+
+
+def test_an_output_folder_that_is_not_a_folder_costs_only_its_student(tmp_path):
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    (tmp_path / "subs" / "alice" / "hw6.py").symlink_to(REF)
+    (tmp_path / "subs" / "bob").mkdir()
+    (tmp_path / "subs" / "bob" / "hw6.py").symlink_to(REF)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "alice").write_text("the instructor's notes")
+    summary = grade_class(A, tmp_path / "subs", tmp_path / "out", jobs=1, progress=False)
+    assert summary.failures == {"alice": f"{tmp_path / 'out' / 'alice'} exists and is not a folder: nothing written "
+                                         "for this student",
+                                "bob": "hw6.py is a symbolic link, not a regular file: not read"}
+    assert (tmp_path / "out" / "alice").read_text() == "the instructor's notes"
+    assert is_engine_failure(json.loads((tmp_path / "out" / "bob" / "results.json").read_text()))
+    assert sorted(read_scores(tmp_path / "out" / "scores.csv")) == ["alice", "bob"]
+
+
+def test_a_long_log_keeps_its_beginning_and_its_end(monkeypatch):
+    monkeypatch.setattr(batch, "MAX_LOG_CHARS", 10)
+    assert batch._cut("0123456789") == "0123456789"
+    assert batch._cut("begin......grader error") == "begin\n[... 13 characters cut ...]\nerror"
