@@ -12,6 +12,8 @@ kept), and :class:`Ref`, a handle on an object that stays in the worker.
 from __future__ import annotations
 
 import json
+import math
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -24,10 +26,18 @@ ARRAY_DTYPES = frozenset(
     "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 "
     "float16 float32 float64 complex64 complex128".split()
 )
-MAX_DEPTH = 64
-MAX_NODES = 200_000
-MAX_STR = 1 << 20
+# Limits of a frame, the same for both directions; the encoder refuses what the decoder would.
+MAX_DEPTH = 64  # nesting of values
+MAX_NODES = 200_000  # values in a frame
+MAX_STR = 6 << 20  # characters of one string: a whole .py source travels as one
+MAX_KEY = 256  # characters of one dict key
 MAX_INT_DIGITS = 4000
+MAX_HEADER = 16 << 20  # bytes of a frame's JSON part (arrays travel after it, raw)
+# What the JSON part may hold before json.loads builds anything (see _check_header): a value
+# nests at most 3 JSON levels deep per level of its own ({"d": [[key, value]]}), and a JSON
+# container or separator costs at most ~100 bytes of Python objects once parsed.
+MAX_JSON_DEPTH = 3 * (MAX_DEPTH + 1) + 3
+MAX_JSON_ITEMS = 500_000  # containers + separators: a bound on the number of JSON values
 
 MSG_UNSUPPORTED = (
     "{path} is {what}; only numbers, strings, lists, tuples, dicts, numpy arrays and "
@@ -103,6 +113,8 @@ class _Encoder:
         if cls is float:
             return {"f": repr(obj)}
         if cls is str:
+            if len(obj) > MAX_STR:
+                raise UnsupportedValue(path, f"a string of {len(obj)} characters (at most {MAX_STR})")
             return obj
         if cls in (list, tuple):
             items = [self.node(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(obj)]
@@ -112,6 +124,8 @@ class _Encoder:
             for k, v in obj.items():
                 if type(k) is not str:
                     raise UnsupportedValue(path, f"a dict with a key of type {_type_name(k)}")
+                if len(k) > MAX_KEY:
+                    raise UnsupportedValue(path, f"a dict with a key of {len(k)} characters (at most {MAX_KEY})")
                 out.append([k, self.node(v, f"{path}[{k!r}]", depth + 1)])
             return {"d": out}
         if cls is np.ndarray:
@@ -144,13 +158,79 @@ def encode(obj, path: str = "value") -> bytes:
     """Encode ``obj`` into one frame payload; raises UnsupportedValue naming the culprit."""
     enc = _Encoder()
     tree = json.dumps(enc.node(obj, path, 0), separators=(",", ":"), allow_nan=False).encode()
+    try:
+        _check_header(tree)  # what the decoder would refuse is refused here, with the path
+    except WireError:
+        raise UnsupportedValue(path, "nested too deeply or too large") from None
     return b"".join([struct.pack("<Q", len(tree)), tree, *enc.buffers])
+
+
+# a JSON string (possessive: linear time whatever it holds), a structural byte, or a lone
+# quote that begins no string (an unterminated one)
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{},:]|"', re.S)
+_INT = re.compile(r"-?[0-9]+")
+_NESTING = np.zeros(256, dtype=np.int8)
+_NESTING[list(b"[{")], _NESTING[list(b"]}")] = 1, -1
+_DEPTH_CHUNK = 1 << 20
+
+
+def _structure(text: bytes) -> tuple[int, int]:
+    """(containers, containers + separators) of JSON text: there are at most 1 + the second values."""
+    opened = text.count(b"[") + text.count(b"{")
+    return opened, opened + text.count(b",") + text.count(b":")
+
+
+def _max_depth(text: bytes) -> int:
+    """The deepest nesting of brackets in ``text``, strings included, in chunks of bounded memory."""
+    steps = np.frombuffer(text, dtype=np.uint8)
+    deepest = depth = 0
+    for i in range(0, len(steps), _DEPTH_CHUNK):
+        levels = np.cumsum(_NESTING[steps[i:i + _DEPTH_CHUNK]], dtype=np.int64) + depth
+        deepest, depth = max(deepest, int(levels.max())), int(levels[-1])
+    return deepest
+
+
+def _scan(header: bytes) -> None:
+    """The exact count, token by token, strings skipped; stops at the first excess."""
+    depth = items = 0
+    for match in _JSON_TOKEN.finditer(header):
+        first = header[match.start()]
+        if first == 0x22:  # "
+            if match.end() - match.start() == 1:
+                raise WireError("malformed JSON: unterminated string")
+        elif first in b"]}":
+            depth -= 1
+        else:
+            items += 1
+            depth += first in b"[{"
+            if items > MAX_JSON_ITEMS or depth > MAX_JSON_DEPTH:
+                raise WireError("frame nested too deeply or too large")
+
+
+def _check_header(header: bytes) -> None:
+    """Bound a frame's JSON text before json.loads builds anything from it (WireError if over).
+
+    What json.loads builds is bounded by the text's size and its number of values, and a
+    value (a list, a dict, a number or a string, and its slot) costs at most ~100 bytes
+    beyond its characters; bounded nesting keeps json.loads and the decoder within the
+    recursion limit. Containers, separators and depth counted over the whole text, strings'
+    contents included (C speed), are upper bounds, enough for almost every frame; a frame
+    over them is counted exactly, token by token.
+    """
+    if len(header) > MAX_HEADER:
+        raise WireError("frame header too large")
+    if not header.isascii():  # encode() writes ASCII (json.dumps escapes the rest)
+        raise WireError("malformed JSON: not ASCII")
+    opened, items = _structure(header)
+    if items > MAX_JSON_ITEMS or opened > MAX_JSON_DEPTH and _max_depth(header) > MAX_JSON_DEPTH:
+        _scan(header)
 
 
 class _Decoder:
     def __init__(self, blob: memoryview, make_ref):
         self.blob = blob
         self.nodes = 0
+        self.array_bytes = 0  # arrays may not share bytes: together they fit in the frame
         self.make_ref = make_ref
 
     def array(self, spec, tensor_dtype=False) -> np.ndarray:
@@ -158,15 +238,18 @@ class _Decoder:
             raise WireError("malformed array")
         name, shape, start, nbytes = spec[:4]
         np_name = "float32" if (tensor_dtype and name == "bfloat16") else name
-        if np_name not in ARRAY_DTYPES:
-            raise WireError(f"refused dtype {name!r}")
+        if type(name) is not str or np_name not in ARRAY_DTYPES:
+            raise WireError(f"refused dtype {str(name)[:40]!r}")
         if not (isinstance(shape, list) and len(shape) <= 32 and all(type(d) is int and d >= 0 for d in shape)):
             raise WireError("malformed shape")
         if not (type(start) is int and type(nbytes) is int and 0 <= start and start + nbytes <= len(self.blob)):
             raise WireError("array outside the frame")
         dtype = np.dtype(np_name).newbyteorder("<")
-        if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != nbytes:
+        if math.prod(shape) * dtype.itemsize != nbytes:  # exact: no int64 overflow
             raise WireError("array size does not match its shape")
+        self.array_bytes += nbytes
+        if self.array_bytes > len(self.blob):
+            raise WireError("arrays overlap in the frame")
         flat = np.frombuffer(self.blob[start:start + nbytes], dtype=dtype)
         return flat.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
 
@@ -184,13 +267,16 @@ class _Decoder:
             raise WireError(f"unexpected node {type(node).__name__}")
         (tag, val), = node.items()
         if tag == "i":
-            if type(val) is not str or len(val) > MAX_INT_DIGITS:
+            if type(val) is not str or len(val) > MAX_INT_DIGITS or not _INT.fullmatch(val):
                 raise WireError("malformed int")
             return int(val)
         if tag == "f":
             if type(val) is not str or len(val) > 40:
                 raise WireError("malformed float")
-            return float(val)
+            try:
+                return float(val)
+            except ValueError:
+                raise WireError("malformed float") from None
         if tag in ("l", "t") and type(val) is list:
             items = [self.node(x, depth + 1) for x in val]
             return items if tag == "l" else tuple(items)
@@ -199,6 +285,8 @@ class _Decoder:
             for pair in val:
                 if not (type(pair) is list and len(pair) == 2 and type(pair[0]) is str):
                     raise WireError("malformed dict")
+                if len(pair[0]) > MAX_KEY:
+                    raise WireError("dict key too long")
                 out[pair[0]] = self.node(pair[1], depth + 1)
             return out
         if tag == "a":
@@ -219,10 +307,12 @@ class _Decoder:
             if len(val) > 4 and val[4] is True and t.is_floating_point():
                 t.requires_grad_(True)
             return t
-        if tag == "r" and type(val) is list and len(val) == 2 and type(val[0]) is int:
+        if tag == "r" and type(val) is list and len(val) == 2 and type(val[0]) is int and type(val[1]) is list:
             keys = tuple(self.node(k, depth + 1) for k in val[1])
+            if not all(type(k) in (int, str) for k in keys):
+                raise WireError("malformed ref")
             return self.make_ref(val[0], keys)
-        raise WireError(f"unknown tag {tag!r}")
+        raise WireError(f"unknown tag {tag[:20]!r}")
 
 
 def decode(payload: bytes, make_ref=Ref) -> object:
@@ -233,10 +323,14 @@ def decode(payload: bytes, make_ref=Ref) -> object:
     (n,) = struct.unpack("<Q", view[:8])
     if n > len(view) - 8:
         raise WireError("truncated frame")
+    if n > MAX_HEADER:
+        raise WireError("frame header too large")
+    header = bytes(view[8:8 + n])
+    _check_header(header)
     try:
-        tree = json.loads(bytes(view[8:8 + n]))
+        tree = json.loads(header.decode("ascii"))
     except (ValueError, RecursionError) as exc:
-        raise WireError(f"malformed JSON: {exc}") from None
+        raise WireError(f"malformed JSON: {str(exc)[:200]}") from None
     return _Decoder(view[8 + n:], make_ref).node(tree, 0)
 
 

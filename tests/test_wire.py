@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 import struct
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -22,8 +26,12 @@ def roundtrip(value):
 
 def frame(tree, blob: bytes = b"") -> bytes:
     """A hand-made payload: JSON tree length, tree, buffers."""
-    data = json.dumps(tree).encode()
-    return struct.pack("<Q", len(data)) + data + blob
+    return raw(json.dumps(tree).encode(), blob)
+
+
+def raw(header: bytes, blob: bytes = b"") -> bytes:
+    """A payload around JSON text written by hand (possibly not JSON at all)."""
+    return struct.pack("<Q", len(header)) + header + blob
 
 
 # -- round trips -------------------------------------------------------------------------
@@ -211,7 +219,7 @@ def test_deep_or_huge_values_are_refused():
 GOOD = encode({"x": np.arange(4.0), "t": torch.ones(2)})
 
 
-@pytest.mark.parametrize("payload,message", [
+FORGED = [
     (b"", "truncated frame"),
     (b"\x01\x00", "truncated frame"),
     (struct.pack("<Q", 100) + b"{}", "truncated frame"),
@@ -242,10 +250,48 @@ GOOD = encode({"x": np.arange(4.0), "t": torch.ones(2)})
     (frame({"s": ["float64", [2], 0, 16]}, b"\0" * 16), "malformed scalar"),
     (frame({"r": ["1", []]}), "unknown tag 'r'"),
     (frame({"l": 5}), "unknown tag 'l'"),
-])
+    # values that int(), float(), numpy or hashing would turn into another exception
+    (frame({"i": "abc"}), "malformed int"),
+    (frame({"i": "1_000"}), "malformed int"),
+    (frame({"i": " 7"}), "malformed int"),
+    (frame({"f": "abc"}), "malformed float"),
+    (frame({"a": [["float64"], [1], 0, 8]}, b"\0" * 8), "refused dtype \"['float64']\""),
+    (frame({"s": [{"x": 1}, [], 0, 8]}, b"\0" * 8), "refused dtype \"{'x': 1}\""),
+    (frame({"a": ["float64", [2**32, 2**32], 0, 0]}), "array size does not match its shape"),  # 2**64 wraps to 0 in int64
+    (frame({"a": ["float64", [2**63], 0, 0]}), "array size does not match its shape"),
+    (frame({"l": [{"a": ["float64", [1], 0, 8]}] * 3}, b"\0" * 8), "arrays overlap in the frame"),
+    (frame({"r": [1, 5]}), "unknown tag 'r'"),
+    (frame({"r": [1, "ab"]}), "unknown tag 'r'"),
+    (frame({"r": [1, [{"f": "1.5"}]]}), "malformed ref"),
+    (frame({"r": [1, [None]]}), "malformed ref"),
+    (frame({"d": [["k" * (wire.MAX_KEY + 1), None]]}), "dict key too long"),
+    (frame({"x" * 100_000: 1}), "unknown tag 'xxxxxxxxxxxxxxxxxxxx'"),
+    # text that is not what encode() writes
+    (raw('"é"'.encode()), "malformed JSON: not ASCII"),
+    (raw(b"[\0\0\0"), "malformed JSON"),
+    (raw(b'"' + b'\\"' * 300_000 + b",[]" * 300_000), "malformed JSON: unterminated string"),
+    (raw(b"NaN"), "unexpected node float"),
+    (raw(b"1" * 5000), "malformed JSON"),
+    (raw(b"[" + b"[]," * (wire.MAX_JSON_ITEMS // 2) + b"[]]"), "frame nested too deeply or too large"),
+    (raw(b"[" * (wire.MAX_JSON_DEPTH + 1) + b"]" * (wire.MAX_JSON_DEPTH + 1)), "frame nested too deeply or too large"),
+    (raw(b" " * (wire.MAX_HEADER + 1)), "frame header too large"),
+]
+
+
+@pytest.mark.parametrize("payload,message", FORGED, ids=[f"{i}-{m}" for i, (_, m) in enumerate(FORGED)])
 def test_forged_frames_raise_wire_error(payload, message):
-    with pytest.raises(WireError, match=re.escape(message)):
+    with pytest.raises(WireError, match=re.escape(message)) as info:
         decode(payload)
+    assert len(str(info.value)) <= 250  # a reason quoted in messages: never the frame's contents
+
+
+def test_brackets_and_separators_inside_strings_are_not_structure():
+    # over the quick upper bounds (strings' contents counted), so counted exactly: a source full
+    # of brackets and commas travels
+    source = "x = [[{a: b}, (c, d)]]\n" * 60_000
+    assert roundtrip({"chunks": [["hw6.py", source]]}) == {"chunks": [["hw6.py", source]]}
+    deep_text = "[" * 1000 + "]" * 1000
+    assert roundtrip([deep_text]) == [deep_text]
 
 
 def test_deeply_nested_frames_raise_wire_error():
@@ -255,8 +301,8 @@ def test_deeply_nested_frames_raise_wire_error():
     with pytest.raises(WireError, match=re.escape("frame nested too deeply or too large")):
         decode(frame(tree))
     very_deep = b"[" * 100_000 + b"]" * 100_000
-    with pytest.raises(WireError, match=re.escape("malformed JSON")):
-        decode(struct.pack("<Q", len(very_deep)) + very_deep)
+    with pytest.raises(WireError, match=re.escape("frame nested too deeply or too large")):
+        decode(raw(very_deep))
 
 
 def test_too_many_nodes_and_long_strings_raise_wire_error():
@@ -295,3 +341,86 @@ def test_describe_is_bounded_and_never_shows_contents():
     assert wire.describe(Ref(1)) == "<result of an earlier call>"
     assert wire.describe("x" * 100) == repr("x" * 37 + "...")
     assert wire.describe(Custom()) == "Custom"
+
+
+def test_the_encoder_refuses_what_the_decoder_would():
+    assert roundtrip([1.5] * 150_000) == [1.5] * 150_000
+    # fewer values than MAX_NODES, more JSON than a frame may hold
+    with pytest.raises(UnsupportedValue, match="^" + re.escape("value is nested too deeply or too large" + TAIL) + "$"):
+        encode([1.5] * 170_000)
+    with pytest.raises(UnsupportedValue, match="^" + re.escape(
+            "value[0] is a string of 6291457 characters (at most 6291456)" + TAIL) + "$"):
+        encode(["x" * (wire.MAX_STR + 1)])
+    with pytest.raises(UnsupportedValue, match="^" + re.escape(
+            "value is a dict with a key of 257 characters (at most 256)" + TAIL) + "$"):
+        encode({"k" * (wire.MAX_KEY + 1): 1})
+    assert roundtrip({"k" * wire.MAX_KEY: "x" * wire.MAX_STR}) == {"k" * wire.MAX_KEY: "x" * wire.MAX_STR}
+
+
+PEAK_MEMORY_SCRIPT = textwrap.dedent("""
+    import gc, json, resource, struct
+    from mlgrade import wire
+
+    def filled(unit, size, head=b"[", tail=b"]"):
+        header = head + (unit * (size // len(unit)))[:-1] + tail
+        return struct.pack("<Q", len(header)) + header
+
+    def status(field):  # kB, from Linux's /proc/self/status
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
+
+    SIZE = wire.MAX_HEADER - 64
+    frames = {
+        "24 MB of nested lists": lambda: filled(b"[[[[[[[[[[]]]]]]]]]],", 24 << 20),
+        "16 MB of nested lists": lambda: filled(b"[[[[[[[[[[]]]]]]]]]],", SIZE),
+        "16 MB of empty lists": lambda: filled(b"[],", SIZE),
+        "16 MB of one-key objects": lambda: filled(b'{"a":{}},', SIZE),
+        "16 MB of short strings": lambda: filled(b'"ab",', SIZE),
+        "16 MB of floats": lambda: filled(b'{"f":"1.5"},', SIZE, b'{"l":[', b"]}"),
+        "16 MB of long strings": lambda: filled(b'"' + b"x" * 4000 + b'",', SIZE),
+        "the most floats a frame holds": lambda: filled(b'{"f":"1.5"},', 12 * (wire.MAX_JSON_ITEMS // 3 - 10),
+                                                        b'{"l":[', b"]}"),
+        "the most empty objects a frame holds": lambda: filled(b"{},", 3 * (wire.MAX_JSON_ITEMS // 2 - 10)),
+    }
+    outcome, added = {}, {}
+    for name, make in frames.items():
+        payload = make()
+        gc.collect()
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # the peak (VmHWM) starts again from the current size
+        before = status("VmRSS")
+        try:
+            value = wire.decode(payload)
+            outcome[name] = f"decoded {len(value)} items"
+            del value
+        except wire.WireError as exc:
+            outcome[name] = str(exc)
+        added[name] = (status("VmHWM") - before) / 1024
+        del payload
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_mb": peak, "added_mb": added, "outcome": outcome}))
+""")
+
+
+def test_hostile_frames_are_decoded_within_bounded_memory():
+    """Memory of decoding frames built to blow up json.loads (before the bounds, a 24 MB one took 1 GB)."""
+    # large blocks straight from (and back to) the system, so that each frame's peak is its own
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 << 10)}
+    done = subprocess.run([sys.executable, "-c", PEAK_MEMORY_SCRIPT], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["outcome"] == {
+        "24 MB of nested lists": "frame header too large",
+        "16 MB of nested lists": "frame nested too deeply or too large",
+        "16 MB of empty lists": "frame nested too deeply or too large",
+        "16 MB of one-key objects": "frame nested too deeply or too large",
+        "16 MB of short strings": "frame nested too deeply or too large",
+        "16 MB of floats": "frame nested too deeply or too large",
+        "16 MB of long strings": "unexpected node list",
+        "the most floats a frame holds": f"decoded {wire.MAX_JSON_ITEMS // 3 - 10} items",
+        "the most empty objects a frame holds": "unexpected node list",
+    }
+    # Gradescope gives the whole grading process 768 MB
+    assert report["added_mb"]["24 MB of nested lists"] < 1, report
+    assert max(report["added_mb"].values()) < 80, report
+    assert report["peak_mb"] < 384, report
