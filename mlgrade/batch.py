@@ -42,7 +42,7 @@ from pathlib import Path
 
 from mlgrade.assignments import Assignment
 from mlgrade.loading import MAX_SOURCE_BYTES
-from mlgrade.results import MSG_ENGINE_FAILED, engine_failure, is_engine_failure, write_results
+from mlgrade.results import engine_failure, failure_reason, is_engine_failure, write_results
 from mlgrade.terminal import printable
 
 __all__ = ["ExportError", "Failure", "Submission", "Summary", "discover", "grade_class", "tree_hash"]
@@ -637,9 +637,7 @@ def _run(pool: _Pool, tasks: list[Submission], jobs: int, timeout: float, out_di
 
 def _failure_reason(results: dict) -> str:
     """Why an engine_failure results.json gave no score (the reason it was written with)."""
-    lead = MSG_ENGINE_FAILED.split("{reason}")[0]
-    output = results.get("output", "") or ""
-    return output.rsplit(lead, 1)[1].strip() if lead in output else _first_line(output) or "no score was given"
+    return failure_reason(results) or _first_line(results.get("output", "") or "") or "no score was given"
 
 
 def _row(sub: Submission, results: dict) -> dict:

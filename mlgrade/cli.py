@@ -9,10 +9,12 @@ import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mlgrade import assignments
 from mlgrade.results import earned
+from mlgrade.terminal import printable
 
 console = Console(highlight=False)
 EXIT_NOT_GRADED = 3  # grading did not complete: an engine failure, never the student's score
@@ -28,15 +30,15 @@ def _table(outcome, title: str, show_output: bool = True) -> Table:
         got = earned(t)
         mark = "[green]✓[/]" if t.passed and got == t.max_score else "[red]✗[/]"
         vis = "" if t.visibility == "visible" else f" [dim]({t.visibility})[/]"
-        table.add_row(t.number or "", t.name + vis, f"{got:g}/{t.max_score:g}", mark)
+        table.add_row(t.number or "", escape(t.name) + vis, f"{got:g}/{t.max_score:g}", mark)
     return table
 
 
 def _print_failures(outcome) -> None:
     for t in outcome.tests:
         if not t.passed and t.output:
-            console.rule(f"[red]{t.name}", align="left")
-            console.print(t.output, markup=False)
+            console.rule(f"[red]{escape(t.name)}", align="left")
+            console.print(printable(t.output), markup=False)  # a student's output may hold escape sequences
 
 
 def _print_total(outcome) -> None:
@@ -44,7 +46,7 @@ def _print_total(outcome) -> None:
     maximum = sum(t.max_score for t in outcome.tests)
     console.print(f"[bold]Score: {res['score']:g} / {maximum:g}[/]   ({res['execution_time']} s)")
     if res["output"]:
-        console.print(res["output"], markup=False)
+        console.print(printable(res["output"]), markup=False)
 
 
 def cmd_run(args) -> int:
@@ -56,12 +58,12 @@ def cmd_run(args) -> int:
     if args.verbose:
         _print_failures(outcome)
         if outcome.log.strip():
-            console.print(outcome.log, markup=False)
+            console.print(printable(outcome.log), markup=False)
     _print_total(outcome)
     console.print(f"[dim]results written to {args.results}[/]")
     if not outcome.graded:
         if not args.verbose:  # the instructor needs the reason even without -v
-            console.print(outcome.log[-3000:], markup=False)
+            console.print(printable(outcome.log[-3000:]), markup=False)
         console.print(f"[red]mlgrade: no score was given: the autograder failed (exit status {EXIT_NOT_GRADED})[/]")
         return EXIT_NOT_GRADED
     return 0
@@ -138,14 +140,23 @@ def cmd_build(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from mlgrade.batch import grade_class
+    from mlgrade.batch import ExportError, grade_class
 
     assignment = assignments.get(args.assignment)
-    summary = grade_class(assignment, Path(args.submissions), Path(args.output), jobs=args.jobs,
-                          force=args.force, timeout=args.timeout, console=console)
+    try:
+        summary = grade_class(assignment, Path(args.submissions), Path(args.output), jobs=args.jobs,
+                              force=args.force, timeout=args.timeout, console=console)
+    except ExportError as exc:
+        console.print(printable(f"mlgrade: {exc}"), markup=False)
+        return 2
     console.print(f"graded {summary.graded}, skipped {summary.skipped} unchanged, {summary.failed} failed; "
                   f"{summary.seconds:.1f} s. Wrote {args.output}/scores.csv and {args.output}/report.html")
-    return 0
+    for student, reason in sorted(summary.failures.items()):
+        console.print(printable(f"  {student}: no score: {reason}"), markup=False)
+    for text in summary.errors:
+        console.print(printable(f"  problem: {text}"), markup=False)
+    # 3: some student got no score (see their grading.log); 1: a file could not be written
+    return EXIT_NOT_GRADED if summary.failed else (1 if summary.errors else 0)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ import pytest
 from mlgrade.grading import VISIBILITIES, GradingSession, SubmissionError, set_current
 from mlgrade.sandbox import EngineFailure
 
-__all__ = ["GradescopePlugin", "TestResult", "engine_failure", "is_engine_failure", "score", "to_gradescope",
+__all__ = ["GradescopePlugin", "TestResult", "engine_failure", "failure_reason", "is_engine_failure", "score", "to_gradescope",
            "write_results"]
 
 MSG_ENGINE_FAILED = "The autograder itself failed (the instructor has the details). No score was given: {reason}"
@@ -106,12 +106,17 @@ def engine_failure(reason: str, seconds: float, output: str = "") -> dict:
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": [],
-        "extra_data": {"mlgrade": ENGINE_FAILURE},
+        "extra_data": {"mlgrade": ENGINE_FAILURE, "reason": reason.strip()[:500]},
     }
 
 
 def is_engine_failure(results: dict) -> bool:
     return isinstance(results.get("extra_data"), dict) and results["extra_data"].get("mlgrade") == ENGINE_FAILURE
+
+
+def failure_reason(results: dict) -> str:
+    """Why a results.json of :func:`engine_failure` gave no score ("" for a graded one)."""
+    return str(results["extra_data"].get("reason", "")) if is_engine_failure(results) else ""
 
 
 def write_results(path: str, data: dict) -> None:

@@ -153,7 +153,8 @@ def test_score_never_exceeds_max():
     assert score([Result("a: z", 1.0, passed=False, fraction=-2)]) == (0.0, 1.0)
 
 
-USAGE_FAILURE = "Graded hw.py.\nThe autograder itself failed; your instructor has been told. No score was given."
+USAGE_FAILURE = ("The autograder itself failed (the instructor has the details). No score was given: "
+                 "pytest could not run the graders (exit code 4, 0 tests)")
 
 
 def test_names_must_begin_with_a_contract_name(tmp_path):
@@ -164,7 +165,7 @@ def test_names_must_begin_with_a_contract_name(tmp_path):
     ''')
     assert g.results["score"] == 0 and g.tests == []
     assert g.results["output"] == USAGE_FAILURE
-    assert "pytest exit code 4" in g.outcome.log
+    assert "No score given: pytest could not run the graders (exit code 4, 0 tests)" in g.outcome.log
     assert ("test name 'triple: not in the contract' must begin with a contract name (double, half, hw.py)"
             in g.outcome.log)
 
@@ -193,8 +194,12 @@ def test_a_grader_bug_is_an_internal_error_not_the_students_fault(tmp_path):
         def test_bug():
             {}["missing"]
     ''')
-    (t,) = g.tests
-    assert t["output"] == "internal error in the grader (KeyError); this is not your fault: please tell your instructor"
+    # a grade is right or it is not given: no score, the traceback for the instructor
+    assert g.tests == [] and g.results["score"] == 0 and not g.outcome.graded
+    assert g.results["output"] == ("The autograder itself failed (the instructor has the details). No score was given: "
+                                   "1 test(s) hit an error in the grader")
+    (t,) = g.outcome.tests
+    assert t.output == "internal error in the grader (KeyError); this is not your fault: please tell your instructor"
     assert "KeyError: 'missing'" in g.outcome.log
 
 
