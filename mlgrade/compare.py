@@ -43,6 +43,10 @@ def _is_tensor(x) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+def _article(name: str) -> str:
+    return "an" if name[:1] in "aeio" else "a"
+
+
 def _kind(x) -> str:
     if _is_tensor(x):
         return "a torch.Tensor"
@@ -50,7 +54,20 @@ def _kind(x) -> str:
         return "a numpy.ndarray"
     if x is None:
         return "None"
-    return f"a {type(x).__name__}"
+    if isinstance(x, np.generic):
+        return f"a numpy.{type(x).__name__}"
+    name = type(x).__name__
+    return f"{_article(name)} {name}"
+
+
+def _is_bool(x) -> bool:
+    """A Python or numpy bool (a 0-d bool array too): never a number here."""
+    return isinstance(x, (bool, np.bool_)) or isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype == bool
+
+
+def _expected_array(expected: np.ndarray) -> str:
+    name = expected.dtype.name
+    return f"expected {_article(name)} {name} numpy.ndarray of shape {tuple(expected.shape)}"
 
 
 def _fmt(v) -> str:
@@ -78,8 +95,8 @@ def _values(actual: np.ndarray, expected: np.ndarray, opts: Options, dtype_name:
     rtol, atol = DEFAULT_TOLERANCES.get(dtype_name, (0.0, 0.0))
     rtol = rtol if opts.rtol is None else opts.rtol
     atol = atol if opts.atol is None else opts.atol
-    if actual.dtype == bool or expected.dtype == bool:
-        a, e = actual.astype(bool), expected.astype(bool)
+    if expected.dtype == bool:  # the callers checked that the actual values are bools too
+        a, e = actual, expected
         bad = a != e
         if not bad.any():
             return None
@@ -149,14 +166,63 @@ def _shape_message(actual_shape, expected_shape) -> str:
     return msg
 
 
+KINDS = {"b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex"}
+NUMBER_KINDS = ("int", "float", "complex")  # each holds the values of those before it
+
+
+def _dtype_kind(name: str) -> str:
+    return "float" if name == "bfloat16" else KINDS.get(np.dtype(name).kind, name)
+
+
 def _dtype_ok(actual_dtype: str, expected_dtype: str, check) -> bool:
+    """``check``: True (the same dtype), "kind" (int, float, complex or bool) or False (any number).
+
+    Bools and numbers never stand for each other, whatever ``check`` says.
+    """
+    a, e = _dtype_kind(actual_dtype), _dtype_kind(expected_dtype)
+    if a not in KINDS.values() or (a == "bool") != (e == "bool"):
+        return False
     if check is False:
         return True
     if check == "kind":
-        kinds = {"b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex"}
-        norm = lambda d: "float" if d == "bfloat16" else kinds[np.dtype(d).kind]  # noqa: E731
-        return norm(actual_dtype) == norm(expected_dtype)
+        return a == e
     return actual_dtype == expected_dtype
+
+
+def _list_kind_ok(actual_kind: str, expected_dtype: str, check) -> bool:
+    """A list has no dtype of its own: its numbers pass where their kind fits (ints for floats)."""
+    e = _dtype_kind(expected_dtype)
+    if (actual_kind == "bool") != (e == "bool"):
+        return False
+    if check is False or e == "bool":
+        return True
+    return NUMBER_KINDS.index(actual_kind) <= NUMBER_KINDS.index(e)
+
+
+def _list_leaves(items) -> tuple[str | None, str | None]:
+    """(kind of the numbers in a nested list, None) or (None, what stands where no number may).
+
+    Python numbers, numpy scalars and numeric arrays are numbers; a bool among numbers is
+    reported as such (numpy would silently make it 1).
+    """
+    kinds, stack = set(), [items]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, (list, tuple)):
+            stack.extend(x)
+            continue
+        if isinstance(x, np.ndarray) and x.dtype.kind in "biufc":
+            kinds.add(KINDS[x.dtype.kind])
+        elif isinstance(x, (bool, np.bool_)):
+            kinds.add("bool")
+        elif isinstance(x, (int, float, complex, np.number)):
+            kinds.add(_dtype_kind(np.asarray(x).dtype.name))
+        else:
+            return None, f"a {type(items).__name__} holding {_kind(x)}"
+    if "bool" in kinds and len(kinds) > 1:
+        return None, f"a {type(items).__name__} holding bools among numbers"
+    numbers = [k for k in NUMBER_KINDS if k in kinds]
+    return ("bool" if kinds == {"bool"} else numbers[-1] if numbers else "float"), None
 
 
 def _compare_tensor(actual, expected, path, opts) -> Error | None:
@@ -173,36 +239,50 @@ def _compare_tensor(actual, expected, path, opts) -> Error | None:
     return Error(path, msg) if msg else None
 
 
-def _as_array(actual):
-    """A list/tuple of numbers where an ndarray was expected is accepted as array-like."""
-    if isinstance(actual, np.ndarray):
-        return actual, True
-    if isinstance(actual, (list, tuple)) or isinstance(actual, (int, float, np.generic)) and not isinstance(actual, bool):
-        try:
-            arr = np.asarray(actual)
-        except (ValueError, TypeError):
-            return None, False
-        if arr.dtype.kind in "biufc":
-            return arr, False
-    return None, False
+LIST_OF = {"bool": "bools", "int": "ints", "float": "floats", "complex": "complex numbers"}
 
 
 def _compare_array(actual, expected, path, opts) -> Error | None:
-    arr, had_dtype = _as_array(actual)
-    if arr is None:
-        return Error(path, f"expected a numpy.ndarray, got {_kind(actual)}")
-    if arr.shape != expected.shape:
-        return Error(path, _shape_message(arr.shape, expected.shape))
-    if had_dtype and not _dtype_ok(arr.dtype.name, expected.dtype.name, opts.check_dtype):
-        return Error(path, f"dtype mismatch: expected {expected.dtype}, got {arr.dtype}")
-    msg = _values(arr, expected, opts, expected.dtype.name)
+    """An ndarray or a numpy scalar is judged by its dtype; a list, tuple or Python number
+    (array-likes) by the kind of its numbers."""
+    want, e_dtype = _expected_array(expected), expected.dtype.name
+    if isinstance(actual, (np.ndarray, np.generic)):
+        arr = np.asarray(actual)
+        if isinstance(actual, np.bool_) and e_dtype != "bool":
+            return Error(path, f"{want}, got {_kind(actual)}")
+        if arr.shape != expected.shape:
+            return Error(path, _shape_message(arr.shape, expected.shape))
+        if not _dtype_ok(arr.dtype.name, e_dtype, opts.check_dtype):
+            return Error(path, f"dtype mismatch: expected {expected.dtype}, got {arr.dtype}")
+    elif isinstance(actual, (list, tuple, int, float, complex)):
+        kind, culprit = _list_leaves(actual)
+        if culprit is None and kind == "bool" and e_dtype != "bool":
+            culprit = f"{_kind(actual)} of bools" if isinstance(actual, (list, tuple)) else _kind(actual)
+        if culprit is not None:
+            return Error(path, f"{want}, got {culprit}")
+        try:
+            arr = np.asarray(actual)
+        except ValueError:
+            return Error(path, f"{want}, got a ragged {type(actual).__name__} (its items differ in length)")
+        if arr.shape != expected.shape:
+            return Error(path, _shape_message(arr.shape, expected.shape))
+        if not _list_kind_ok(kind, e_dtype, opts.check_dtype):
+            return Error(path, f"dtype mismatch: expected {expected.dtype}, got {_kind(actual)} of {LIST_OF[kind]}")
+    else:
+        return Error(path, f"{want}, got {_kind(actual)}")
+    msg = _values(arr, expected, opts, e_dtype)
     return Error(path, msg) if msg else None
 
 
 def _compare_number(actual, expected, path, opts) -> Error | None:
     if isinstance(actual, np.ndarray) and actual.ndim == 0:
         actual = actual[()]
-    if _is_tensor(actual) or isinstance(actual, (str, bytes)) or not isinstance(actual, (int, float, complex, np.number, np.bool_)):
+    if _is_bool(expected):  # a bool is answered by a bool, compared exactly
+        if not _is_bool(actual):
+            return Error(path, f"expected a bool, got {_kind(actual)}")
+        msg = _values(np.asarray(actual), np.asarray(expected), opts, "bool")
+        return Error(path, msg) if msg else None
+    if _is_bool(actual) or not isinstance(actual, (int, float, complex, np.number)):
         return Error(path, f"expected a number ({type(expected).__name__}), got {_kind(actual)}")
     dtype = "float64" if isinstance(expected, float) else np.asarray(expected).dtype.name
     msg = _values(np.asarray(actual), np.asarray(expected), opts, dtype)

@@ -212,7 +212,7 @@ def test_messages_stay_bounded_for_big_arrays():
 # -- kinds ----------------------------------------------------------------------------------
 
 def test_tensor_where_array_expected_and_back():
-    with raises("result: expected a numpy.ndarray, got a torch.Tensor"):
+    with raises("result: expected a float64 numpy.ndarray of shape (2,), got a torch.Tensor"):
         assert_close(torch.zeros(2), np.zeros(2))
     with raises("result: expected a torch.Tensor, got a numpy.ndarray"):
         assert_close(np.zeros(2), torch.zeros(2))
@@ -243,10 +243,111 @@ def test_strings_and_none():
     assert_close(None, None)
     with raises("result: expected 'y', got a str"):
         assert_close("x", "y")
-    with raises("result: expected None, got a int"):
+    with raises("result: expected None, got an int"):
         assert_close(0, None)
 
 
 def test_unknown_expected_type_is_a_grader_error_not_a_mismatch():
     with pytest.raises(TypeError, match=re.escape("assert_close cannot compare expected values of type object")):
         assert_close(object(), object())
+
+
+# -- bools are not numbers, lists are judged by their numbers -----------------------------------
+
+def test_a_bool_where_an_array_is_expected_is_a_type_mismatch():
+    for check_dtype in (True, "kind", False):
+        with raises("out: expected a float64 numpy.ndarray of shape (8, 5), got a bool"):
+            assert_close(True, np.zeros((8, 5)), check_dtype=check_dtype, name="out")
+        with raises("out: expected a float64 numpy.ndarray of shape (8, 5), got a numpy.bool"):
+            assert_close(np.bool_(True), np.zeros((8, 5)), check_dtype=check_dtype, name="out")
+        with raises("out: dtype mismatch: expected int64, got bool"):
+            assert_close(np.array(True), np.array(1), check_dtype=check_dtype, name="out")
+
+
+def test_a_list_of_bools_where_an_array_is_expected_is_a_type_mismatch():
+    with raises("result: expected a float64 numpy.ndarray of shape (5,), got a list of bools"):
+        assert_close([True] * 5, np.ones(5), check_dtype=False)
+    with raises("result: expected a float64 numpy.ndarray of shape (8, 5), got a list of bools"):
+        assert_close([[True] * 5] * 8, np.ones((8, 5)))
+    with raises("result: expected a float64 numpy.ndarray of shape (3,), got a tuple of bools"):
+        assert_close((True, np.bool_(True), np.ones(1, dtype=bool)), np.ones(3))
+    with raises("result: expected a float64 numpy.ndarray of shape (2,), got a list holding bools among numbers"):
+        assert_close([1.0, True], np.ones(2), check_dtype=False)
+
+
+def test_bool_arrays_and_tensors_never_stand_for_numbers_whatever_check_dtype():
+    for check_dtype in (True, "kind", False):
+        check_everywhere(np.ones(3, dtype=bool), np.ones(3), "dtype mismatch: expected float64, got bool",
+                         check_dtype=check_dtype, rtol=1e9, atol=1e9)
+        check_everywhere(np.array([0.3, 1.0]), np.array([True, True]), "dtype mismatch: expected bool, got float64",
+                         check_dtype=check_dtype)
+    with raises("result: dtype mismatch: expected float32, got bool"):
+        assert_close(torch.ones(2, dtype=torch.bool), torch.ones(2), check_dtype=False)
+
+
+def test_a_bool_where_a_number_is_expected_is_a_type_mismatch():
+    with raises("kl: expected a number (float), got a bool"):
+        assert_close(True, 1.0, name="kl")
+    with raises("kl: expected a number (int), got a bool"):
+        assert_close(True, 1, name="kl")
+    with raises("kl: expected a number (float64), got a numpy.bool"):
+        assert_close(np.array(True), np.float64(1.0), name="kl")
+    with raises("kl: expected a number (float), got a numpy.bool"):
+        assert_close(np.bool_(True), 1.0, rtol=1e9, atol=1e9, name="kl")
+
+
+def test_bools_are_compared_exactly_with_bools():
+    assert_close(True, True)
+    assert_close(np.bool_(False), False)
+    assert_close(np.array(True), np.bool_(True))
+    with raises("converged: Mismatched\ngot False, expected True"):
+        assert_close(False, True, rtol=1e9, atol=1e9, name="converged")
+    with raises("converged: expected a bool, got an int"):
+        assert_close(1, True, name="converged")
+    with raises("converged: expected a bool, got a float"):
+        assert_close(1.0, np.bool_(True), name="converged")
+    with raises("flags[0]: expected a bool, got an int"):
+        assert_close([1, 0], [True, False], name="flags")
+    assert_close([True, False], np.array([True, False]))
+    with raises("result: dtype mismatch: expected bool, got a list of ints"):
+        assert_close([1, 0], np.array([True, False]), check_dtype=False)
+
+
+def test_lists_are_judged_by_the_kind_of_their_numbers():
+    assert_close([1, 2], np.array([1.0, 2.0]))  # ints are exact floats
+    assert_close([1.0, 2.0], np.array([1.0, 2.0], dtype=np.float32))  # a list has no precision of its own
+    assert_close([1, 2.0], np.array([1 + 0j, 2 + 0j]))
+    assert_close([0, 1, 2], np.array([0, 1, 2]), check_dtype="kind")
+    with raises("path: dtype mismatch: expected int64, got a list of floats"):
+        assert_close([0.0, 1.0, 2.0], np.array([0, 1, 2]), check_dtype="kind", name="path")
+    assert_close([0.0, 1.0, 2.0], np.array([0, 1, 2]), check_dtype=False)
+    with raises("result: dtype mismatch: expected float64, got a list of complex numbers"):
+        assert_close([1j], np.array([1.0]))
+    assert_close([np.zeros(2), np.ones(2)], np.array([[0.0, 0.0], [1.0, 1.0]]))
+
+
+def test_lists_of_other_things_are_refused_by_what_they_hold():
+    with raises("result: expected a float64 numpy.ndarray of shape (2,), got a list holding a str"):
+        assert_close([1.0, "2"], np.ones(2))
+    with raises("result: expected a float64 numpy.ndarray of shape (1,), got a list holding a torch.Tensor"):
+        assert_close([torch.ones(1)], np.ones(1))
+    with raises("result: expected a float64 numpy.ndarray of shape (2, 2), got a ragged list (its items differ in length)"):
+        assert_close([[1.0], [1.0, 2.0]], np.ones((2, 2)))
+    with raises("result: expected a float64 numpy.ndarray of shape (2,), got None"):
+        assert_close(None, np.ones(2))
+    with raises("result: dtype mismatch: expected float64, got object"):
+        assert_close(np.array([1.0, None], dtype=object), np.ones(2), check_dtype=False)
+
+
+TRUTHY = [True, np.bool_(True), np.array(True), [True] * 5, [[True] * 5] * 8, (True, True), [True, 1.0],
+          np.ones(5, dtype=bool), np.ones((8, 5), dtype=bool), torch.ones(5, dtype=torch.bool)]
+EXPECTED = [np.ones((8, 5)), np.ones(5), np.ones(5, dtype=np.int64), np.float64(1.0), 1.0, 1, np.ones(()),
+            torch.ones(5), torch.tensor(1.0), [1.0] * 5, (np.ones(5), np.ones(5)), {"out": np.ones(5)}]
+
+
+@pytest.mark.parametrize("check_dtype", [True, "kind", False])
+def test_no_comparison_is_satisfied_by_truthiness(check_dtype):
+    for expected in EXPECTED:
+        for actual in TRUTHY:
+            with pytest.raises(Mismatch):
+                assert_close(actual, expected, check_dtype=check_dtype, rtol=1e9, atol=1e9, equal_nan=True)
