@@ -159,6 +159,13 @@ def cmd_grade(args) -> int:
     return EXIT_NOT_GRADED if summary.failed else (1 if summary.errors else 0)
 
 
+def _unsafe_option(p) -> None:
+    p.add_argument("--unsafe-no-isolation", action="store_true",
+                   help="grade even where the worker can read the hidden tests and the reference (not root, and "
+                        "the kernel allows no user namespace): student code can then read them and copy the "
+                        "expected answers. Only for code you trust; without it such a grading gives no score")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlgrade", description="Sandboxed autograder for ML homework.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("submission")
     p.add_argument("--results", default="results.json", help="where to write results.json (default ./results.json)")
     p.add_argument("-v", "--verbose", action="store_true", help="show failure messages and pytest's log")
+    _unsafe_option(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("check", help="student self-check: public checks on your files")
     p.add_argument("assignment")
@@ -193,12 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="out", help="output folder (default ./out)")
     p.add_argument("--force", action="store_true", help="regrade students whose submission and graders are unchanged")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds for one submission before its process is killed")
+    _unsafe_option(p)
     p.set_defaults(func=cmd_grade)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "unsafe_no_isolation", False):
+        from mlgrade.runner import UNSAFE_ENV
+
+        os.environ[UNSAFE_ENV] = "1"  # read by every grading, in batch pool processes too
     try:
         return args.func(args)
     except (assignments.UnknownAssignment, FileNotFoundError) as exc:

@@ -25,6 +25,7 @@ from mlgrade.sandbox import Sandbox, Zygote
 __all__ = ["Outcome", "grade"]
 
 PYTEST_INI = Path(__file__).with_name("pytest-grading.ini")
+UNSAFE_ENV = "MLGRADE_UNSAFE_NO_ISOLATION"
 
 
 @dataclass
@@ -79,9 +80,11 @@ def _grade(assignment: Assignment, submission_dir: Path, results_path: str | Non
     start = time.monotonic()
     modules = assignment.load_submission(Path(submission_dir))
     runnable = [m.spec() for m in modules if m.error is None]
-    # hidden tests need a worker that cannot read them; the public checks are public anyway
+    # hidden tests need a worker that cannot read them (the public checks are public anyway),
+    # unless the instructor said otherwise for trusted code (mlgrade run/grade --unsafe-no-isolation)
+    unsafe = os.environ.get(UNSAFE_ENV) == "1"
     sandbox = Sandbox(runnable, assignment.limits, assignment.protected_paths(), zygote=zygote,
-                      require_isolation=not public_only) if runnable else None
+                      require_isolation=not (public_only or unsafe)) if runnable else None
     if sandbox:
         sandbox.start_async()
     session = GradingSession(assignment, {m.name: m for m in modules}, sandbox)

@@ -449,7 +449,8 @@ class Sandbox:
             "uid": self.user.pw_uid if self.user else None,
             "gid": self.user.pw_gid if self.user else None,
             "mask": self.protected,
-            "view": {"root": view_root, **worker_view()} if self.user else None,
+            # as root, or in an unprivileged user namespace where the kernel allows one
+            "view": {"root": view_root, **worker_view()},
             "cgroup_procs": self.cgroup.procs_files if have_cgroup else [],
             "torch": self.torch,
         }
@@ -493,7 +494,9 @@ class Sandbox:
             self.kill()
             self.failure = EngineFailure("the sandbox could not be applied as required: " + ", ".join(unsafe))
             raise self.failure
-        self._uncontained = not have_cgroup or any(m.startswith("cgroup") for m in hello.value["missing"])
+        # everything the worker starts dies with it in its cgroup, or with its PID namespace's pid 1
+        in_cgroup = have_cgroup and not any(m.startswith("cgroup") for m in missing)
+        self._uncontained = not in_cgroup and "pid namespace" in missing or "namespaces" in missing and not in_cgroup
         for spec in self.modules:
             if spec["name"] in self.load_errors:
                 continue

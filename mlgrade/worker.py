@@ -21,8 +21,9 @@ import traceback
 import types
 
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
+CLONE_NEWIPC, CLONE_NEWPID = 0x08000000, 0x20000000
 MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 1, 2, 4
-MS_BIND, MS_REMOUNT = 0x1000, 0x20
+MS_BIND, MS_REMOUNT, MS_NOEXEC = 0x1000, 0x20, 8
 PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
 # a spawned worker whose grader died sees EOF on its request pipe and exits
 
@@ -91,35 +92,34 @@ def confine(cfg: dict) -> list[str]:
                     fh.write(str(os.getpid()))
             except OSError:
                 missing.append(f"cgroup {procs}")
-    if is_root:
-        private = bool(cfg.get("mask") or cfg.get("view"))
-        if libc.unshare(CLONE_NEWNET | (CLONE_NEWNS if private else 0)) != 0:
-            missing.append("namespaces")
-        elif private:
-            libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-            in_view = bool(cfg.get("view")) and _enter_view(libc, cfg["view"], missing, limits_mb(cfg))
-            if cfg.get("view") and not in_view:
-                missing.append("root view")
-            # inside the view too: a protected folder below a bound one (a checkout in site-packages)
-            for path in cfg.get("mask", ()):
-                if os.path.isdir(path):
-                    rc = libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, b"size=4k")
-                    if rc != 0:
-                        missing.append(f"mask {path}")
-            # a private /tmp: the host's shared temporary folders may hold other submissions, staged
-            # references or results files that file permissions alone do not protect
-            size = f"size={limits_mb(cfg)}m,mode=1777".encode()
-            for path in PRIVATE_DIRS if not in_view else ():
-                if os.path.isdir(path) and libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, size) != 0:
-                    missing.append(f"private {path}")
-            if not os.path.isdir(cfg["scratch"]):  # the scratch folder was under a now private /tmp
-                os.makedirs(cfg["scratch"], mode=0o700)
-                if cfg.get("uid") is not None:
-                    os.chown(cfg["scratch"], cfg["uid"], cfg["gid"])
-    elif cfg.get("net_namespace", True):
-        # an unprivileged user namespace, where the kernel allows it, gives a network namespace too
-        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
-            missing.append("network namespace")
+    private = bool(cfg.get("mask") or cfg.get("view"))
+    flags = _unshare(libc, is_root, private, missing)
+    if flags & CLONE_NEWNS:
+        libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+        in_view = bool(cfg.get("view")) and _enter_view(libc, cfg["view"], missing, limits_mb(cfg))
+        if cfg.get("view") and not in_view:
+            missing.append("root view")
+        # inside the view too: a protected folder below a bound one (a checkout in site-packages)
+        for path in cfg.get("mask", ()):
+            if os.path.isdir(path):
+                rc = libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, b"size=4k")
+                if rc != 0:
+                    missing.append(f"mask {path}")
+        # a private /tmp: the host's shared temporary folders may hold other submissions, staged
+        # references or results files that file permissions alone do not protect
+        size = f"size={limits_mb(cfg)}m,mode=1777".encode()
+        for path in PRIVATE_DIRS if not in_view else ():
+            if os.path.isdir(path) and libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, size) != 0:
+                missing.append(f"private {path}")
+        if not os.path.isdir(cfg["scratch"]):  # the scratch folder was under a now private /tmp
+            os.makedirs(cfg["scratch"], mode=0o700)
+            if is_root and cfg.get("uid") is not None:
+                os.chown(cfg["scratch"], cfg["uid"], cfg["gid"])
+    if flags & CLONE_NEWPID:
+        _become_init(libc)
+        # only the namespace's own processes exist for the worker (no parent, no other grading)
+        if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+            missing.append("private /proc")
     limits = cfg["limits"]
     mb = 1 << 20
     for name, soft in (
@@ -142,15 +142,126 @@ def confine(cfg: dict) -> list[str]:
         os.setgroups([])
         os.setgid(cfg["gid"])
         os.setuid(cfg["uid"])
+    elif flags & CLONE_NEWUSER and not _drop_capabilities(libc):
+        missing.append("capabilities")  # in its own user namespace it could undo the view
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     # die with the process that started us, even if it is SIGKILLed (set after setuid, which
-    # clears it); a parent already gone leaves nothing to serve
+    # clears it); a parent already gone leaves nothing to serve (in a PID namespace the parent
+    # is invisible: its death kills us through this signal, and the pipes' EOF ends us anyway)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
+    if not flags & CLONE_NEWPID and os.getppid() != parent:
         os._exit(0)
     missing.extend(f"exposed {path}" for path in cfg.get("mask", ()) if _readable(path))
     os.chdir(cfg["scratch"])
     return missing
+
+
+def _unshare(libc, is_root: bool, private: bool, missing: list) -> int:
+    """New namespaces for this worker; returns the flags that took effect.
+
+    Network, IPC (no SysV segment or queue outlives it or reaches another submission), PID
+    (see :func:`_become_init`) and, for a view, mounts. Not as root, an unprivileged user
+    namespace makes the same possible where the kernel allows it. Where a kernel or a
+    container refuses (Gradescope's unprivileged containers), less is applied and reported.
+    """
+    mounts = CLONE_NEWNS if private else 0
+    if is_root:
+        attempts = [CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID | mounts, CLONE_NEWNET | mounts]
+    else:
+        attempts = [CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNS, CLONE_NEWUSER | CLONE_NEWNET]
+    uid, gid = os.getuid(), os.getgid()
+    for flags in attempts:
+        if libc.unshare(flags) == 0:
+            if flags & CLONE_NEWUSER:
+                _map_ids(uid, gid)
+            for flag, name in ((CLONE_NEWPID, "pid namespace"), (CLONE_NEWIPC, "ipc namespace"),
+                               (CLONE_NEWNS, "mount namespace" if private else "")):
+                if not flags & flag and name:
+                    missing.append(name)
+            return flags
+    missing.append("namespaces")
+    return 0
+
+
+def _map_ids(uid: int, gid: int) -> None:
+    """In a new user namespace: the same uid and gid as outside, and nothing else."""
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
+
+
+def _become_init(libc) -> None:
+    """Fork into the new PID namespace; returns in the worker, the namespace's pid 2.
+
+    Three processes: this one (known to the grading process or fork server), the
+    namespace's pid 1, and the worker. Pid 1 reaps whatever the worker leaves behind and,
+    when the worker ends, passes its wait status back here and exits, which kills everything
+    else in the namespace: nothing a submission starts outlives it. This process then ends
+    the same way as the worker did (exit status or signal). Signals the worker sends to pid 1
+    are ignored by the kernel (pid 1 has no handlers), and nothing outside is visible to it.
+    """
+    status_r, status_w = os.pipe()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    init = os.fork()
+    if init == 0:
+        worker = os.fork()
+        if worker == 0:
+            os.close(status_r)
+            os.close(status_w)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+            return
+        _only_fds(libc, status_w)
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                os._exit(1)
+            except InterruptedError:
+                continue
+            if pid == worker:
+                os.write(status_w, struct.pack("<i", status))
+                os._exit(0)
+    _only_fds(libc, status_r)
+    while True:
+        try:
+            _, init_status = os.waitpid(init, 0)
+            break
+        except InterruptedError:
+            continue
+    data = os.read(status_r, 4)
+    status = struct.unpack("<i", data)[0] if len(data) == 4 else init_status
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be handled, nor need resetting
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+        os.kill(os.getpid(), sig)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _only_fds(libc, keep: int) -> None:
+    """A waiting process: dies with its parent, holds no fd of the worker's but ``keep``."""
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    os.closerange(3, keep)
+    os.closerange(keep + 1, limit)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _drop_capabilities(libc) -> bool:
+    """No capability left, in the user namespace either: a chroot cannot be escaped, nothing remounted."""
+    for cap in range(64):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; fails harmlessly past the last capability
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (_CapData * 2)()
+    return libc.capset(ctypes.byref(header), data) == 0
 
 
 def _readable(path: str) -> bool:
@@ -205,8 +316,16 @@ class Worker:
         return obj
 
     def load(self, modules: list) -> dict:
+        """Execute the submitted modules; imports they make are recorded from the first line on.
+
+        The import hook of :mod:`mlgrade.refusals` is set before any student code runs
+        (a record for ``refuse``, which a submission can defeat: a teaching rule only).
+        """
         import linecache
 
+        from mlgrade import refusals
+
+        refusals.install()
         result = {}
         for spec in modules:
             name = spec["name"]
@@ -216,7 +335,8 @@ class Worker:
             try:
                 for label, source in spec["chunks"]:
                     linecache.cache[label] = (len(source), None, source.splitlines(True), label)
-                    exec(compile(source, label, "exec", dont_inherit=True), module.__dict__)
+                    with refusals.during(refusals.LOAD):
+                        exec(compile(source, label, "exec", dont_inherit=True), module.__dict__)
             except BaseException as exc:  # SystemExit at import too
                 result[name] = error_record(exc, "load")
                 self.load_errors[name] = result[name]
