@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgrade import wire
+from mlgrade import preservation, refusals, wire
 from mlgrade.budget import TimeBudget
 from mlgrade.loading import ModuleSource, names_used
 from mlgrade.memo import MemoizedModule
@@ -173,7 +173,9 @@ def _keep_output(session: GradingSession, output: str) -> None:
 @dataclass
 class CallResult:
     value: object
-    mutated: list  # indices or names of arguments the call modified in place
+    # positions or keyword names of the arguments that came back from the worker different
+    # from what the grading process sent (compared here: see mlgrade.preservation)
+    mutated: list
 
 
 class RemoteFunction:
@@ -191,18 +193,35 @@ class RemoteFunction:
         return RemoteFunction(self._module, self._path, seconds)
 
     def call(self, *args, **kwargs) -> CallResult:
+        """Call in the worker: the value, and which arguments the call modified in place."""
+        out, mutated = self._call(args, kwargs, keep=False)
+        return CallResult(out["value"], mutated)
+
+    def _call(self, args, kwargs, keep: bool):
+        """The call probe's reply and the arguments it modified, both verdicts made here.
+
+        The fingerprints of the arguments are taken before they leave (see
+        :mod:`mlgrade.preservation`); the worker sends the argument objects back as they are
+        after the call, and the imports of refused modules it recorded (see :func:`refuse`).
+        """
+        sent = preservation.snapshot(args, kwargs)
+        refused = _refusals_of(self._module, self._path)
+        extra = {"send_back": list(sent)} if sent else {}
+        if refused:
+            extra["refused"] = sorted(refused)
         out = _run(self._module, "call", _describe_call(self.name, args, kwargs), self._timeout,
-                   target=[self._module, *self._path], args=list(args), kwargs=kwargs)
-        return CallResult(out["value"], out["mutated"])
+                   target=[self._module, *self._path], args=list(args), kwargs=kwargs, keep=keep, **extra)
+        if refused:
+            _refuse_imports(self._module, self.name, refused, out.get("imports"))
+        return out, preservation.modified(sent, out.get("args"))
 
     def __call__(self, *args, **kwargs):
         return self.call(*args, **kwargs).value
 
     def remote(self, *args, **kwargs) -> wire.Ref:
         """Call, keeping the result in the worker; index the Ref and pass it to later calls."""
-        out = _run(self._module, "call", _describe_call(self.name, args, kwargs), self._timeout,
-                   target=[self._module, *self._path], args=list(args), kwargs=kwargs, keep=True)
-        return wire.Ref(out["value"]["ref"], mutated=tuple(out["mutated"]))
+        out, mutated = self._call(args, kwargs, keep=True)
+        return wire.Ref(out["value"]["ref"], mutated=tuple(mutated))
 
     def grad(self, *args, wrt=(), grad_output=None, **kwargs):
         """(output, [gradient of each argument in ``wrt``, None where none reached it])."""
@@ -248,20 +267,73 @@ class StudentModule:
         return [f"`{n}` ({label}, line {line})" for n, label, line in names_used(module.chunks, set(names))]
 
 
+MSG_MODIFIED = ("{function} modified its argument(s) {names} in place; "
+                "the caller's arrays must stay as they were (work on a copy)")
+MSG_REFUSED = "{function} must not use {what}: found {found}"
+MSG_IMPORTED = "`{name}` (imported while your code ran, as `{module}`, {where})"
+_REFUSALS = "mlgrade.grading.refuse"  # key in GradingSession.memo: {(module, function): {name: what}}
+
+
 def assert_unchanged(result: CallResult | wire.Ref, function: str, names: list[str]) -> None:
-    """Fail when the call modified any of its arguments in place (``names`` by position)."""
+    """Fail when the call modified any of its arguments in place (``names`` by position).
+
+    ``result`` is what ``.call(...)`` or ``.remote(...)`` returned. The verdict was made in
+    the grading process when the call returned: each argument the grader sent was
+    fingerprinted before it left (type, dtype, shape, sha256 of its bits), the worker sent
+    the argument objects back as they were after the call, and the two were compared here
+    (see :mod:`mlgrade.preservation` for why nothing the worker says about itself, such as a
+    digest, is used). Arguments that were Refs to objects kept in the worker are not judged.
+    """
+    if isinstance(result, wire.Ref) and result.path:
+        raise TypeError("assert_unchanged needs the Ref returned by .remote(...) itself, not an item of it")
     mutated = [names[k] if isinstance(k, int) and k < len(names) else str(k) for k in result.mutated]
     if mutated:
-        raise SubmissionError(f"{function} modified its argument(s) {', '.join(mutated)} in place; "
-                              "the caller's arrays must stay as they were (work on a copy)")
+        raise SubmissionError(MSG_MODIFIED.format(function=function, names=", ".join(mutated)))
 
 
 def refuse(module: StudentModule, function: str, names: dict[str, str]) -> None:
-    """Fail when the submission's source uses a refused API; ``names`` maps name -> what it is."""
+    """Fail when the submission uses a refused API; ``names`` maps name -> what it is.
+
+    Two checks, both judged in the grading process. Now: the submitted source, for any of
+    ``names`` (imports, attributes, calls). Then, for the rest of this submission's grading,
+    every ``.call``/``.remote`` of ``function`` also fails when a module among ``names`` was
+    imported while the submission loaded or during a call of ``function``: computed names
+    (``importlib.import_module("skl" + "earn")``) that the source does not show. The worker
+    records imports with an audit hook set before any student code runs
+    (:mod:`mlgrade.refusals`); it only reports them.
+
+    A refusal is a teaching rule, not a security boundary: student code runs in the same
+    process as that hook and can defeat any in-process guard (empty the records, reach a
+    module already imported elsewhere, name a function through getattr). It keeps honest
+    shortcuts out; it does not stop a determined attacker, whose code still has to compute
+    the right values to earn a point.
+    """
+    current().memo.setdefault(_REFUSALS, {})[(module._name, function)] = dict(names)
     found = module.uses(*names)
     if found:
         first = found[0].split("`")[1]
-        raise SubmissionError(f"{function} must not use {names[first]}: found {', '.join(found[:3])}")
+        raise SubmissionError(MSG_REFUSED.format(function=function, what=names[first], found=", ".join(found[:3])))
+
+
+def _refusals_of(module_name: str, path: tuple) -> dict[str, str]:
+    """{name: what} refused (by :func:`refuse`) to the submitted callable ``path`` of ``module_name``."""
+    refused = {}
+    for (module, function), names in current().memo.get(_REFUSALS, {}).items():
+        if module == module_name and function in (path[0], ".".join(path)):
+            refused.update(names)
+    return refused
+
+
+def _refuse_imports(module_name: str, function: str, refused: dict[str, str], records) -> None:
+    """Fail when the worker's import records break a refusal (see :func:`refuse`)."""
+    hits = refusals.refused_imports(records, refused, function)
+    if hits:
+        file = current().module(module_name).file
+        found = [MSG_IMPORTED.format(name=name, module=module,
+                                     where=f"when {file} was loaded" if context == refusals.LOAD else f"in {context}")
+                 for name, context, module in hits[:3]]
+        raise SubmissionError(MSG_REFUSED.format(function=function.split(".")[0], what=refused[hits[0][0]],
+                                                 found=", ".join(found)))
 
 
 def per_submission(fn):

@@ -2,14 +2,16 @@
 
 Each probe runs in the worker (see :mod:`mlgrade.worker`) as ``probe(worker, **kwargs)``
 and returns plain data; the grading process makes every verdict from that data. Probes
-never judge: they call, differentiate, list and transplant.
+never judge: they call, differentiate, list and transplant. Student code shares their
+process and can replace any of them, so a probe never reports a conclusion about the
+student's code (a digest, a flag): it sends back the values themselves, which the grading
+process compares with what it holds.
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 
-from mlgrade import wire
+from mlgrade import refusals, wire
 
 
 class ProbeError(Exception):
@@ -33,32 +35,43 @@ def lookup(worker, target):
     return obj
 
 
-def _digest(value) -> str:
-    try:
-        return hashlib.sha256(wire.encode(value)).hexdigest()
-    except wire.UnsupportedValue:
-        return ""
-
-
 def _keep(worker, value) -> dict:
     ref_id = len(worker.objects) + 1
     worker.objects[ref_id] = value
     return {"ref": ref_id, "type": type(value).__name__}
 
 
-def call(worker, target, args=(), kwargs=None, keep=False):
-    """Call ``target(*args, **kwargs)``; report which arguments the call modified in place."""
+def _as_sent_back(value) -> list:
+    """[True, value] if ``value`` can travel, else [False, None] (it was replaced by something that cannot)."""
+    try:
+        wire.encode(value, path="an argument")
+    except wire.UnsupportedValue:
+        return [False, None]
+    return [True, value]
+
+
+def call(worker, target, args=(), kwargs=None, keep=False, send_back=(), refused=()):
+    """Call ``target(*args, **kwargs)``.
+
+    ``send_back`` lists the arguments (positions, keyword names) whose objects, as they are
+    after the call, go back with the value: the grading process compares them with what it
+    sent (see :func:`mlgrade.grading.assert_unchanged`). ``refused`` lists module names whose
+    recorded imports (see :mod:`mlgrade.refusals`) go back too. Nothing is judged here.
+    """
     kwargs = kwargs or {}
     fn = lookup(worker, target)
     if not callable(fn):
         raise ProbeError("missing", f"{'.'.join(target)} is not callable")
-    named = list(enumerate(args)) + list(kwargs.items())
-    before = {key: _digest(val) for key, val in named}
-    value = fn(*args, **kwargs)
-    mutated = [key for key, val in named if before[key] and _digest(val) != before[key]]
+    with refusals.during(".".join(target[1:])):
+        value = fn(*args, **kwargs)
     if not keep:
         wire.encode(value, path="the returned value")  # names the culprit if it cannot travel
-    return {"value": _keep(worker, value) if keep else value, "mutated": mutated}
+    reply = {"value": _keep(worker, value) if keep else value}
+    if send_back:
+        reply["args"] = [[key, *_as_sent_back(args[key] if type(key) is int else kwargs[key])] for key in send_back]
+    if refused:
+        reply["imports"] = refusals.report(refused)
+    return reply
 
 
 def grad(worker, target, args=(), kwargs=None, wrt=(), grad_output=None):
@@ -76,7 +89,8 @@ def grad(worker, target, args=(), kwargs=None, wrt=(), grad_output=None):
         arg = args[i] if isinstance(i, int) else kwargs[i]
         arg.requires_grad_(True)
         leaves.append(arg)
-    out = fn(*args, **kwargs)
+    with refusals.during(".".join(target[1:])):
+        out = fn(*args, **kwargs)
     wire.encode(out, path="the returned value")
     if not isinstance(out, torch.Tensor):
         return {"value": out, "grads": None}
@@ -214,7 +228,8 @@ def module_check(worker, target, args=(), kwargs=None, state=None, x=None, grad_
     if not callable(cls):
         raise ProbeError("missing", f"{'.'.join(target)} is not callable")
     torch.manual_seed(seed)
-    module = cls(*args, **kwargs)
+    with refusals.during(".".join(target[1:])):
+        module = cls(*args, **kwargs)
     if not isinstance(module, torch.nn.Module):
         raise ProbeError("type", f"{'.'.join(target)}(...) made a {type(module).__name__}, not a torch.nn.Module")
     info = _describe_module(module)
