@@ -31,6 +31,8 @@ ENGINE_FAILURE = "engine_failure"  # extra_data["mlgrade"] of a results.json tha
 MSG_NOT_GRADED = "not graded: the autograder itself failed (the instructor has the details)"
 MSG_INTERNAL = "internal error in the grader ({type}); this is not your fault: please tell your instructor"
 MAX_TEST_OUTPUT = 6000
+MAX_OUTPUT = 20000  # the submission-wide message (load errors, what was graded)
+MAX_RESULTS_BYTES = 1 << 20
 
 
 @dataclass
@@ -70,10 +72,10 @@ def earned(r: TestResult) -> float:
 
 def to_gradescope(results: list[TestResult], seconds: float, output: str) -> dict:
     total, _ = score(results)
-    return {
+    return _bounded({
         "score": round(total, 6),
         "execution_time": int(round(seconds)),
-        "output": output,
+        "output": _cut(output, MAX_OUTPUT),
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": [
@@ -89,7 +91,22 @@ def to_gradescope(results: list[TestResult], seconds: float, output: str) -> dic
             }
             for r in results
         ],
-    }
+    })
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "\n... (truncated)"
+
+
+def _bounded(data: dict) -> dict:
+    """results.json stays under MAX_RESULTS_BYTES (what Gradescope and PrairieLearn accept),
+    however many tests and whatever the submission printed: test outputs shrink until it fits."""
+    for limit in (MAX_TEST_OUTPUT, 2000, 500, 100, 0):
+        if len(json.dumps(data).encode()) <= MAX_RESULTS_BYTES:
+            break
+        for test in data["tests"]:
+            test["output"] = _cut(test["output"], limit)
+    return data
 
 
 def engine_failure(reason: str, seconds: float, output: str = "") -> dict:

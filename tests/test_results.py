@@ -253,3 +253,15 @@ def test_write_results_is_atomic(tmp_path, monkeypatch):
     assert json.loads(path.read_text()) == {"score": 1}  # the old file is intact
     leftovers = [p for p in os.listdir(path.parent) if p != "results.json"]
     assert all(p.startswith(".results-") for p in leftovers)
+
+
+def test_results_json_stays_under_a_megabyte_however_much_is_said():
+    from mlgrade.results import MAX_RESULTS_BYTES, TestResult, to_gradescope
+
+    tests = [TestResult(name=f"double: case {i}", max_score=1.0, passed=False, output="x" * 6000) for i in range(400)]
+    data = to_gradescope(tests, 1.0, "y" * 5_000_000)
+    assert len(json.dumps(data).encode()) <= MAX_RESULTS_BYTES
+    assert data["output"].startswith("y" * 20000) and data["output"].endswith("\n... (truncated)")
+    assert len(data["tests"]) == 400 and all(t["output"].startswith("xx") for t in data["tests"])
+    small = to_gradescope(tests[:3], 1.0, "fine")
+    assert [t["output"] for t in small["tests"]] == ["x" * 6000] * 3 and small["output"] == "fine"
