@@ -54,7 +54,7 @@ def _summary(assignment: Assignment, modules, sandbox: Sandbox | None) -> str:
             lines.append(f"Graded {m.file}.")
     if sandbox is not None:
         for name, err in sandbox.load_errors.items():
-            lines.append(f"{name}: could not be loaded ({err.get('type')}: {err.get('message', '')[:300]}).")
+            lines.append(f"{name}: could not be loaded ({str(err.get('type'))[:200]}: {str(err.get('message', ''))[:300]}).")
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ from mlgrade import wire
 
 PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE = 36, 4
 MAX_REPLY = 512 << 20
+ERROR_CHARS = {"message": 2000, "traceback": 4000}  # longest kept of an error record's fields (others 200)
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
@@ -680,6 +681,8 @@ class Sandbox:
         error = data.get("error")
         if not data["ok"] and not (isinstance(error, dict) and all(isinstance(v, (str, int)) for v in error.values())):
             raise WorkerDied("the worker sent a malformed error")
+        if error is not None:  # what the worker says about an error is the student's text: cut it
+            error = {str(k)[:40]: (v[:ERROR_CHARS.get(k, 200)] if isinstance(v, str) else v) for k, v in error.items()}
         return Reply(ok=data["ok"], value=data.get("value"), error=error)
 
     def _timeout_reason(self) -> str:
