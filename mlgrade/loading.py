@@ -9,9 +9,14 @@ line numbers still match the cell the student sees.
 from __future__ import annotations
 
 import ast
+import errno
 import functools
+import io
+import json
 import os
 import re
+import stat
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +25,22 @@ import nbformat
 __all__ = ["LoadError", "ModuleSource", "load_file", "find_file", "names_used"]
 
 MAX_SOURCE_BYTES = {".py": 5 << 20, ".ipynb": 100 << 20}  # notebooks carry their plots
+# what parsing may cost the grading process: ast takes ~500 bytes per token, json.loads ~100
+# bytes per value; past these a submission is refused with a message instead
+MAX_TOKENS = 100_000  # of code, in a .py file or all code cells of a notebook
+MAX_CELLS = 5000
+MAX_NOTEBOOK_VALUES = 1_000_000  # JSON containers and separators, outputs included
 MSG_NOT_SUBMITTED = "{file} was not submitted"
+MSG_LINK = "{file} is a symbolic link; submit the file itself"
+MSG_NOT_A_FILE = "{file} is {what}, not a file; submit the file itself"
+MSG_TOO_LARGE = "{file} is larger than {mb} MB"
+MSG_TOO_LONG = "{file} is too long to grade: more than {n} tokens of code"
+MSG_TOO_DEEP = ("{where}: an expression is too long or too deeply nested to be read; "
+                "split it into several statements")
+MSG_TOO_MANY_CELLS = "{file} has more than {n} cells"
+MSG_NOTEBOOK_TOO_BIG = ("{file} holds too much to be read (more than {n} JSON values, mostly outputs): "
+                        "clear its outputs and submit it again")
+MSG_NOT_A_NOTEBOOK = "{file} is not a readable notebook ({why})"
 MSG_IMPORTS_REFERENCE = (
     "{where}: imports `{name}`, the course's reference solution, which is not available "
     "to submissions: your file must contain its own implementation"
@@ -33,7 +53,7 @@ SHELL_ASSIGN = re.compile(r"^\s*[\w, ]+=\s*[!%]")  # files = !ls
 class LoadError:
     """Why a contract file cannot be graded; ``message`` names file, cell and line."""
 
-    kind: str  # not_submitted | syntax | imports_reference | unreadable
+    kind: str  # not_submitted | syntax | imports_reference | unreadable (not a regular file, too large)
     message: str
 
 
@@ -55,20 +75,102 @@ class ModuleSource:
 def find_file(submission_dir: Path, names: list[str]) -> Path | None:
     """The first of ``names`` present in the submission, at the shallowest depth.
 
-    Students upload folders and zips with extra nesting; macOS metadata is ignored.
+    Students upload folders and zips with extra nesting; macOS metadata is ignored. Symbolic
+    links to folders are not followed; an entry of that name that is not a file (a folder, a
+    link) is found too, so that :func:`load_file` can say what it is.
     """
     best: Path | None = None
     for name in names:
-        for dirpath, dirnames, filenames in os.walk(submission_dir):
-            dirnames[:] = sorted(d for d in dirnames if d not in ("__MACOSX", ".ipynb_checkpoints", "__pycache__"))
-            if name in filenames:
+        for dirpath, dirnames, filenames in os.walk(submission_dir, followlinks=False):
+            if name in filenames or name in dirnames:
                 found = Path(dirpath) / name
                 depth = len(found.relative_to(submission_dir).parts)
                 if best is None or depth < len(best.relative_to(submission_dir).parts):
                     best = found
+            dirnames[:] = sorted(d for d in dirnames if d not in ("__MACOSX", ".ipynb_checkpoints", "__pycache__"))
         if best is not None:
             return best
     return None
+
+
+def _not_regular(mode: int) -> str | None:
+    """What a file system entry is, when it is not a regular file."""
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def read_regular(path: Path, limit: int) -> bytearray | LoadError:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes, else why not.
+
+    Never follows a symbolic link (nor opens a device or pipe, which could block or never
+    end): lstat first for the message, then O_NOFOLLOW | O_NONBLOCK and fstat on what was
+    opened, so that an entry swapped in between is caught too; at most ``limit + 1`` bytes
+    are read. Messages never show the contents of anything.
+    """
+    file = path.name
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        return LoadError("unreadable", f"{file} cannot be read ({exc.strerror})")
+    if stat.S_ISLNK(mode):
+        return LoadError("unreadable", MSG_LINK.format(file=file))
+    if _not_regular(mode):
+        return LoadError("unreadable", MSG_NOT_A_FILE.format(file=file, what=_not_regular(mode)))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return LoadError("unreadable", MSG_LINK.format(file=file))
+        return LoadError("unreadable", f"{file} cannot be read ({exc.strerror})")
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        try:
+            st = os.fstat(fd)
+            if _not_regular(st.st_mode):
+                return LoadError("unreadable", MSG_NOT_A_FILE.format(file=file, what=_not_regular(st.st_mode)))
+            # read in place: one copy of the file in memory, not chunks and their join
+            data, size = bytearray(min(st.st_size, limit) + 1), 0
+            while size <= limit:
+                if size == len(data):  # the file grew since fstat
+                    data.extend(bytes(min(1 << 20, limit + 1 - size)))
+                with memoryview(data) as view:
+                    n = fh.readinto(view[size:])
+                if not n:
+                    break
+                size += n
+        except OSError as exc:
+            return LoadError("unreadable", f"{file} cannot be read ({exc.strerror})")
+    if size > limit:
+        return LoadError("unreadable", MSG_TOO_LARGE.format(file=file, mb=limit >> 20))
+    del data[size:]
+    return data
+
+
+def _too_many_tokens(source: str) -> bool:
+    """Whether ``source`` holds more than MAX_TOKENS tokens (counted without building anything)."""
+    if len(source) <= MAX_TOKENS // 2:  # a token takes a character, a line's NEWLINE and DEDENTs aside
+        return False
+    count = 0
+    try:
+        for _ in tokenize.generate_tokens(io.StringIO(source).readline):
+            count += 1
+            if count > MAX_TOKENS:
+                return True
+    except (tokenize.TokenError, SyntaxError):
+        pass  # ast.parse says what is wrong, where
+    return False
+
+
+def _parse(source: str, label: str) -> ast.Module | LoadError:
+    """ast.parse, with every way it fails as a LoadError naming the file (and cell)."""
+    try:
+        return ast.parse(source, filename=label)
+    except SyntaxError as exc:
+        return LoadError("syntax", f"{label}, line {exc.lineno}: SyntaxError: {exc.msg}")
+    except (RecursionError, MemoryError):
+        return LoadError("syntax", MSG_TOO_DEEP.format(where=label))
 
 
 def _blank(lines: list[str], start: int, end: int) -> None:
@@ -130,32 +232,62 @@ def _strip_ipython(source: str) -> str | None:
     return "".join(lines)
 
 
-def _notebook_chunks(path: Path, file: str) -> tuple[list[tuple[str, str]], LoadError | None]:
+def _read_notebook(data: bytes, file: str):
+    """The notebook in ``data`` (as version 4, outputs dropped) or a LoadError.
+
+    Cells and JSON values are counted on the bytes first (upper bounds: the words and signs
+    inside strings count too), so that nothing is built for a notebook that is too big.
+    """
+    if data.count(b'"cell_type"') > MAX_CELLS:
+        return LoadError("unreadable", MSG_TOO_MANY_CELLS.format(file=file, n=MAX_CELLS))
+    if sum(data.count(sign) for sign in (b"[", b"{", b",", b":")) > MAX_NOTEBOOK_VALUES:
+        return LoadError("unreadable", MSG_NOTEBOOK_TOO_BIG.format(file=file, n=MAX_NOTEBOOK_VALUES))
     try:
-        nb = nbformat.read(str(path), as_version=4)
-    except Exception as exc:  # nbformat raises several kinds for broken JSON
-        return [], LoadError("unreadable", f"{file} is not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})")
+        raw = json.loads(data)
+        del data
+        worksheets = raw.get("worksheets") or [] if isinstance(raw, dict) else []
+        for cell in [*raw.get("cells", []), *(c for ws in worksheets for c in ws.get("cells", []))]:
+            if isinstance(cell, dict) and "outputs" in cell:
+                cell["outputs"] = []  # what the grader never reads is not validated or kept
+        return nbformat.reads(json.dumps(raw), as_version=4)
+    except Exception as exc:  # broken JSON, or JSON that is no notebook: nbformat raises several kinds
+        why = type(exc).__name__ if not isinstance(exc, json.JSONDecodeError) else \
+            f"JSON error at line {exc.lineno}, column {exc.colno}"
+        return LoadError("unreadable", MSG_NOT_A_NOTEBOOK.format(file=file, why=why))
+
+
+def _notebook_chunks(data: bytes, file: str) -> tuple[list[tuple[str, str]], LoadError | None]:
+    nb = _read_notebook(data, file)
+    if isinstance(nb, LoadError):
+        return [], nb
+    cells = [(index, _strip_ipython(cell.source)) for index, cell in enumerate(nb.cells, start=1)
+             if cell.cell_type == "code" and cell.source.strip()]
+    cells = [(index, source) for index, source in cells if source is not None]
+    if _too_many_tokens("\n".join(source for _, source in cells)):
+        return [], LoadError("unreadable", MSG_TOO_LONG.format(file=file, n=MAX_TOKENS))
     chunks, known = [], set()
-    for index, cell in enumerate(nb.cells, start=1):
-        if cell.cell_type != "code" or not cell.source.strip():
-            continue
+    for index, source in cells:
         label = f"{file}, cell {index}"
-        source = _strip_ipython(cell.source)
-        if source is None:
-            continue
-        try:
-            tree = ast.parse(source, filename=label)
-        except SyntaxError as exc:
-            return [], LoadError("syntax", f"{label}, line {exc.lineno}: SyntaxError: {exc.msg}")
+        tree = _parse(source, label)
+        if isinstance(tree, LoadError):
+            return [], tree
         lines = source.splitlines(True)
         for node in tree.body:
-            if not _kept(node, known):
+            if not _kept_safely(node, known):
                 start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
                 _blank(lines, start, node.end_lineno)
         kept = "".join(lines)
         if kept.strip():
             chunks.append((label, kept))
     return chunks, None
+
+
+def _kept_safely(node: ast.stmt, known: set[str]) -> bool:
+    """_kept, where a statement too deep to judge is not kept (it is blanked like any other)."""
+    try:
+        return _kept(node, known)
+    except RecursionError:
+        return False
 
 
 def _check_imports(chunks: list[tuple[str, str]], forbidden: set[str]) -> LoadError | None:
@@ -181,18 +313,19 @@ def load_file(submission_dir: Path, names: list[str], reference_modules: set[str
         module.error = LoadError("not_submitted", MSG_NOT_SUBMITTED.format(file=names[0]))
         return module
     module.file = path.name
-    limit = MAX_SOURCE_BYTES.get(path.suffix, MAX_SOURCE_BYTES[".py"])
-    if path.stat().st_size > limit:
-        module.error = LoadError("unreadable", f"{path.name} is larger than {limit >> 20} MB")
+    data = read_regular(path, MAX_SOURCE_BYTES.get(path.suffix, MAX_SOURCE_BYTES[".py"]))
+    if isinstance(data, LoadError):
+        module.error = data
         return module
     if path.suffix == ".ipynb":
-        module.chunks, module.error = _notebook_chunks(path, path.name)
+        module.chunks, module.error = _notebook_chunks(data, path.name)
     else:
-        source = path.read_bytes().decode("utf-8", "replace")
-        try:
-            ast.parse(source, filename=path.name)
-        except SyntaxError as exc:
-            module.error = LoadError("syntax", f"{path.name}, line {exc.lineno}: SyntaxError: {exc.msg}")
+        source = data.decode("utf-8", "replace")
+        del data
+        tree = LoadError("unreadable", MSG_TOO_LONG.format(file=path.name, n=MAX_TOKENS)) \
+            if _too_many_tokens(source) else _parse(source, path.name)
+        if isinstance(tree, LoadError):
+            module.error = tree
             return module
         module.chunks = [(path.name, source)]
     if module.error is None:

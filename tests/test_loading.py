@@ -1,13 +1,21 @@
 """mlgrade.loading: finding the contract's files and turning .py / .ipynb into worker modules."""
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
+from mlgrade import loading
 from mlgrade.loading import find_file, load_file, names_used
 
 ACCEPT = ["hw6.py", "hw6.ipynb"]
@@ -265,3 +273,167 @@ def test_nothing_is_executed_while_loading(tmp_path):
     load(tmp_path / "nb")
     assert not marker.exists()
     assert re.search("ran", load(tmp_path).source)
+
+
+# -- regular files only ------------------------------------------------------------------------------
+
+REFERENCE = Path(__file__).resolve().parent.parent / "reference" / "ml-hw6" / "hw6.py"
+LINK = "hw6.py is a symbolic link; submit the file itself"
+
+
+@pytest.mark.parametrize("target", [str(REFERENCE), "../elsewhere/hw6.py", "/dev/zero", "/etc/shadow", "missing.py"])
+def test_a_symbolic_link_is_refused_never_followed(tmp_path, target):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "hw6.py").write_text("X = 'followed'\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "hw6.py").symlink_to(target)
+    module = load(tmp_path / "sub")
+    assert (module.error.kind, module.error.message, module.chunks) == ("unreadable", LINK, [])
+
+
+def test_a_link_through_proc_self_cwd_is_refused(tmp_path):
+    (tmp_path / "hw6.py").symlink_to("/proc/self/cwd/" + os.path.relpath(REFERENCE))
+    assert load(tmp_path).error.message == LINK
+
+
+def test_a_linked_notebook_never_shows_what_it_points_to(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET first characters")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "hw6.ipynb").symlink_to(secret)
+    assert load(tmp_path / "sub").error.message == "hw6.ipynb is a symbolic link; submit the file itself"
+
+
+def test_a_folder_under_the_contract_name_is_refused(tmp_path):
+    (tmp_path / "hw6.py").mkdir()
+    (tmp_path / "hw6.py" / "hw6.py").write_text("X = 1\n")
+    assert load(tmp_path).error.message == "hw6.py is a folder, not a file; submit the file itself"
+
+
+def test_a_named_pipe_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "hw6.py")
+    signal.alarm(10)  # a blocking open would hang the test, not fail it
+    try:
+        module = load(tmp_path)
+    finally:
+        signal.alarm(0)
+    assert module.error.message == "hw6.py is a named pipe, not a file; submit the file itself"
+
+
+def test_a_device_is_refused(tmp_path):
+    try:
+        os.mknod(tmp_path / "hw6.py", stat.S_IFCHR | 0o644, os.makedev(1, 5))  # /dev/zero's numbers
+    except PermissionError:
+        pytest.skip("creating a device needs root")
+    assert load(tmp_path).error.message == "hw6.py is a device, not a file; submit the file itself"
+
+
+def test_linked_folders_are_not_searched(tmp_path):
+    (tmp_path / "sub").symlink_to(REFERENCE.parent, target_is_directory=True)
+    assert find_file(tmp_path, ACCEPT) is None
+    assert load(tmp_path).error.message == "hw6.py was not submitted"
+
+
+def test_unreadable_notebook_message_shows_no_contents(tmp_path):
+    (tmp_path / "hw6.ipynb").write_text("SECRET-CONTENT, not JSON")
+    assert load(tmp_path).error.message == "hw6.ipynb is not a readable notebook (JSON error at line 1, column 1)"
+    (tmp_path / "hw6.ipynb").write_text('{"cells": "SECRET-CONTENT"}')
+    assert "SECRET" not in load(tmp_path).error.message
+
+
+# -- parsing within bounds -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("expression", ["1+" * 6000 + "1", "-" * 12000 + "1", "not " * 3000 + "x", "f" + "()" * 6000])
+def test_a_long_expression_is_a_load_error_not_a_crash(tmp_path, expression):
+    (tmp_path / "hw6.py").write_text(f"import numpy as np\nx = {expression}\n")
+    module = load(tmp_path)
+    assert (module.error.kind, module.error.message) == (
+        "syntax", "hw6.py: an expression is too long or too deeply nested to be read; split it into several statements")
+    notebook(tmp_path / "nb", "import numpy as np", f"x = {expression}\n")
+    assert load(tmp_path / "nb").error.message == (
+        "hw6.ipynb, cell 2: an expression is too long or too deeply nested to be read; split it into several statements")
+
+
+def test_deeply_nested_brackets_are_a_syntax_error(tmp_path):
+    (tmp_path / "hw6.py").write_text("x = " + "(" * 5000 + ")" * 5000 + "\n")
+    assert load(tmp_path).error.message == "hw6.py, line 1: SyntaxError: too many nested parentheses"
+    (tmp_path / "hw6.py").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert load(tmp_path).error.message == "hw6.py, line 1: SyntaxError: too many nested parentheses"
+
+
+def test_a_constant_too_deep_to_judge_is_blanked(tmp_path):
+    # parses, but deeper than the constant check can follow: not kept, like any statement it cannot judge
+    notebook(tmp_path, "A = 1\nX = " + "1+" * 2000 + "1\nB = 2\n")
+    module = load(tmp_path)
+    assert module.error is None
+    assert run(module) == {"__builtins__": run(module)["__builtins__"], "A": 1, "B": 2}
+
+
+def test_too_many_tokens_are_refused_before_parsing(tmp_path):
+    (tmp_path / "hw6.py").write_text("x = [" + "1," * 60_000 + "]\n")
+    assert load(tmp_path).error.message == "hw6.py is too long to grade: more than 100000 tokens of code"
+    notebook(tmp_path / "nb", *["x = [" + "1," * 20_000 + "]"] * 3)
+    assert load(tmp_path / "nb").error.message == "hw6.ipynb is too long to grade: more than 100000 tokens of code"
+
+
+def test_too_many_cells_or_values_are_refused_before_parsing(tmp_path):
+    notebook(tmp_path, *["X = 1"] * (loading.MAX_CELLS + 1))
+    assert load(tmp_path).error.message == "hw6.ipynb has more than 5000 cells"
+    cell = new_code_cell("X = 1", outputs=[nbformat.v4.new_output("stream", text="[],\n" * 400_000)])
+    nbformat.write(new_notebook(cells=[cell]), str(tmp_path / "nb.ipynb"))
+    (tmp_path / "nb").mkdir()
+    os.replace(tmp_path / "nb.ipynb", tmp_path / "nb" / "hw6.ipynb")
+    assert load(tmp_path / "nb").error.message == (
+        "hw6.ipynb holds too much to be read (more than 1000000 JSON values, mostly outputs): "
+        "clear its outputs and submit it again")
+
+
+def test_outputs_are_dropped_before_the_notebook_is_validated(tmp_path):
+    cell = new_code_cell("X = 1", outputs=[nbformat.v4.new_output("stream", text="x" * 1000)])
+    nbformat.write(new_notebook(cells=[cell]), str(tmp_path / "hw6.ipynb"))
+    assert run(load(tmp_path))["X"] == 1
+
+
+PARSE_MEMORY_SCRIPT = textwrap.dedent("""
+    import json, resource, sys
+    from pathlib import Path
+    from mlgrade.loading import load_file
+
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    messages = [load_file(Path(folder), ["hw6.py", "hw6.ipynb"]).error.message for folder in sys.argv[1:]]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"messages": messages, "base_mb": base / 1024, "peak_mb": peak / 1024}))
+""")
+
+
+def _write_repeated(path: Path, head: bytes, unit: bytes, size: int, tail: bytes) -> None:
+    """A big file written in pieces (the test process never holds it whole)."""
+    path.parent.mkdir(parents=True)
+    with open(path, "wb") as fh:
+        fh.write(head)
+        block = unit * ((1 << 20) // len(unit))
+        for _ in range(size // len(block)):
+            fh.write(block)
+        fh.write(tail)
+
+
+def test_parsing_a_hostile_submission_stays_within_memory(tmp_path):
+    """A 95 MB notebook of tiny cells took the grading process past 768 MB, a 5 MB `1,1,...` file to 2.4 GB."""
+    cell = b'{"cell_type": "code", "execution_count": null, "metadata": {}, "outputs": [], "source": "x"},'
+    _write_repeated(tmp_path / "cells" / "hw6.ipynb", b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [',
+                    cell, 95 << 20, cell[:-1] + b"]}")
+    _write_repeated(tmp_path / "values" / "hw6.ipynb", b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {"x": [',
+                    b"[],", 95 << 20, b'[]]}, "cells": []}')
+    _write_repeated(tmp_path / "tokens" / "hw6.py", b"x = (", b"1,", (5 << 20) - (1 << 20), b")\n")
+    done = subprocess.run([sys.executable, "-c", PARSE_MEMORY_SCRIPT, *(str(tmp_path / f) for f in ("cells", "values", "tokens"))],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["messages"] == [
+        "hw6.ipynb has more than 5000 cells",
+        "hw6.ipynb holds too much to be read (more than 1000000 JSON values, mostly outputs): "
+        "clear its outputs and submit it again",
+        "hw6.py is too long to grade: more than 100000 tokens of code"]
+    # each file is read once (95 MB of bytes), nothing is built from it
+    assert report["peak_mb"] - report["base_mb"] < 150, report
+    assert report["peak_mb"] < 384, report
