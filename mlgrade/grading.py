@@ -270,7 +270,7 @@ class StudentModule:
 MSG_MODIFIED = ("{function} modified its argument(s) {names} in place; "
                 "the caller's arrays must stay as they were (work on a copy)")
 MSG_REFUSED = "{function} must not use {what}: found {found}"
-MSG_IMPORTED = "`{name}` (imported while your code ran, as `{module}`, {where})"
+MSG_IMPORTED = "`{name}` (imported while your code ran, {where})"
 _REFUSALS = "mlgrade.grading.refuse"  # key in GradingSession.memo: {(module, function): {name: what}}
 
 
@@ -329,9 +329,8 @@ def _refuse_imports(module_name: str, function: str, refused: dict[str, str], re
     hits = refusals.refused_imports(records, refused, function)
     if hits:
         file = current().module(module_name).file
-        found = [MSG_IMPORTED.format(name=name, module=module,
-                                     where=f"when {file} was loaded" if context == refusals.LOAD else f"in {context}")
-                 for name, context, module in hits[:3]]
+        found = [MSG_IMPORTED.format(name=name, where=f"when {file} was loaded" if context == refusals.LOAD
+                                     else f"in {context}") for name, context in hits[:3]]
         raise SubmissionError(MSG_REFUSED.format(function=function.split(".")[0], what=refused[hits[0][0]],
                                                  found=", ".join(found)))
 

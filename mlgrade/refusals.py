@@ -57,20 +57,20 @@ def matches(name: str, module: str) -> bool:
 
 
 def report(names) -> list[list[str]]:
-    """[name, context, module] per refused ``name`` and context it was imported in (its first module)."""
+    """[name, context] per refused ``name`` (itself or a submodule) and context it was imported in."""
     seen = {}
     for module, context in _first.items():
         for name in names:
             if type(name) is str and matches(name, module):
-                seen.setdefault((name, context), module)
-    return [[name, context, module] for (name, context), module in seen.items()]
+                seen[(name, context)] = None
+    return [[name, context] for name, context in seen]
 
 
 # -- in the grading process ----------------------------------------------------------------
 
 
-def refused_imports(records, names, function: str) -> list[tuple[str, str, str]]:
-    """(name, context, module) of the worker's ``records`` that break a refusal of ``names`` to ``function``.
+def refused_imports(records, names, function: str) -> list[tuple[str, str]]:
+    """(name, context) of the worker's ``records`` that break a refusal of ``names`` to ``function``.
 
     An import counts when it happened while the submission loaded or during a call of
     ``function`` (or of its methods); ``records`` is what :func:`report` sent, checked
@@ -78,10 +78,9 @@ def refused_imports(records, names, function: str) -> list[tuple[str, str, str]]
     """
     hits = []
     for record in records if isinstance(records, list) else ():
-        if not (isinstance(record, list) and len(record) == 3 and all(type(f) is str for f in record)):
+        if not (isinstance(record, list) and len(record) == 2 and all(type(f) is str for f in record)):
             continue
-        name, context, module = record
-        if name in names and matches(name, module) and (
-                context == LOAD or context == function or context.startswith(function + ".")):
-            hits.append((name, context, module[:100]))
+        name, context = record
+        if name in names and (context == LOAD or context == function or context.startswith(function + ".")):
+            hits.append((name, context))
     return hits

@@ -1,0 +1,40 @@
+"""Hostile submission: a correct batch norm that normalises x in place, and hides the write from a
+digest computed in the worker: mlgrade.probes._digest and hashlib.sha256 answer the same for
+every value, so "before" and "after" always agree there."""
+import hashlib
+
+import mlgrade.probes
+import numpy as np
+
+
+class _SameForEverything:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def update(self, data):
+        pass
+
+    def digest(self):
+        return b"\0" * 32
+
+    def hexdigest(self):
+        return "0" * 64
+
+
+hashlib.sha256 = _SameForEverything
+mlgrade.probes._digest = lambda value: "0" * 64
+
+
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    x -= x.mean(axis=0)
+    inv_std = 1.0 / np.sqrt((x ** 2).mean(axis=0) + eps)
+    x *= inv_std
+    return gamma * x + beta, (x, gamma, inv_std)
+
+
+def batchnorm_backward(dout, cache):
+    x_hat, gamma, inv_std = cache
+    n = dout.shape[0]
+    dx_hat = dout * gamma
+    dx = (inv_std / n) * (n * dx_hat - dx_hat.sum(axis=0) - x_hat * (dx_hat * x_hat).sum(axis=0))
+    return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
