@@ -3,7 +3,8 @@
 Each case is staged as tests/test_hostile.py stages its corpus (``wrong_stubs.py`` first,
 so every other function is wrong on purpose) and graded by :func:`mlgrade.runner.grade`
 with the real ml-hw6 assignment, except that the graders are the real ``test_svm.py`` (and
-the graders' conftest.py) beside a compact batch-norm file. Every case is graded a second
+the graders' conftest.py) beside tests/test_hostile.py's seven compact checks and
+one ``.call`` form of assert_unchanged. Every case is graded a second
 time with the attack's target disarmed (no ``refuse``) or the attack removed, to show
 what the attack is worth: the points it would otherwise earn.
 """
@@ -18,50 +19,22 @@ import pytest
 from mlgrade import assignments
 from mlgrade.runner import grade
 from conftest import REPO
-from test_hostile import HOSTILE, WRONG_STUBS, HostileAssignment
+from test_hostile import HOSTILE, HOSTILE_GRADERS, WRONG_STUBS, HostileAssignment
 
 REAL_GRADERS = REPO / "graders" / "ml-hw6"
-BATCHNORM_GRADERS = '''"""Compact batch-norm graders of tests/test_hostile_verdicts.py."""
-from mlgrade import assert_close, assert_unchanged, check, fetch, reference, student
+CALL_GRADER = '''"""The .call form of assert_unchanged, beside tests/test_hostile.py's compact graders."""
+from mlgrade import assert_close, assert_unchanged, check, reference, student
 
 hw6 = student("hw6")
 ref = reference("hw6.py")
 
 
-def batch(rng):
-    return rng.normal(size=(8, 5)), rng.normal(size=5) + 2.0, rng.normal(size=5)
-
-
-@check("batchnorm_forward: random batch")
-def test_bn_forward(rng):
-    x, gamma, beta = batch(rng)
-    assert_close(hw6.batchnorm_forward(x, gamma, beta)[0], ref.batchnorm_forward(x, gamma, beta)[0],
-                 rtol=1e-6, atol=1e-9, name="out")
-
-
-@check("batchnorm_forward: correct, and leaves x, gamma and beta unchanged (remote)")
-def test_bn_unchanged_remote(rng):
-    x, gamma, beta = batch(rng)
-    kept = hw6.batchnorm_forward.remote(x, gamma, beta)
-    assert_close(fetch(kept[0]), ref.batchnorm_forward(x, gamma, beta)[0], rtol=1e-6, atol=1e-9, name="out")
-    assert_unchanged(kept, "batchnorm_forward", ["x", "gamma", "beta"])
-
-
 @check("batchnorm_forward: correct, and leaves x, gamma and beta unchanged (call)")
 def test_bn_unchanged_call(rng):
-    x, gamma, beta = batch(rng)
+    x, gamma, beta = rng.normal(size=(6, 3)), rng.normal(size=3), rng.normal(size=3)
     result = hw6.batchnorm_forward.call(x, gamma, beta)
     assert_close(result.value[0], ref.batchnorm_forward(x, gamma, beta)[0], rtol=1e-6, atol=1e-9, name="out")
     assert_unchanged(result, "batchnorm_forward", ["x", "gamma", "beta"])
-
-
-@check("batchnorm_backward: gradients through its own cache")
-def test_bn_backward(rng):
-    x, gamma, beta = batch(rng)
-    dout = rng.normal(size=x.shape)
-    got = hw6.batchnorm_backward(dout, hw6.batchnorm_forward.remote(x, gamma, beta)[1])
-    assert_close(got, ref.batchnorm_backward(dout, ref.batchnorm_forward(x, gamma, beta)[1]), rtol=1e-6, atol=1e-9,
-                 name="(dx, dgamma, dbeta)")
 '''
 # test_svm.py: four random problems and the KKT conditions, 2 points each; SVC cannot fit the
 # n=2 problem (both points of one class), so scikit-learn is worth the other four
@@ -80,7 +53,8 @@ def _graders(folder, disarm_refuse: bool):
         assert svm.count('refuse(hw6, "svm_fit", REFUSED)') == 1
         svm = svm.replace('refuse(hw6, "svm_fit", REFUSED)', "pass")
     (folder / "test_svm.py").write_text(svm)
-    (folder / "test_verdict_graders.py").write_text(BATCHNORM_GRADERS)
+    (folder / "test_hostile_graders.py").write_text(HOSTILE_GRADERS)
+    (folder / "test_verdict_graders.py").write_text(CALL_GRADER)
     return folder
 
 
@@ -127,10 +101,10 @@ def _named_outputs(results: dict, prefix: str) -> dict[str, str]:
 
 def test_forged_digest_loses_the_unchanged_points(armed, tmp_path):
     results = _grade(armed, tmp_path, (HOSTILE / "forged_digest" / "hw6.py").read_text())
-    assert _scores(results) == {"batchnorm_forward: random batch": 1.0,
-                                "batchnorm_backward: gradients through its own cache": 1.0}
-    for out in _named_outputs(results, "batchnorm_forward: correct").values():
-        assert UNCHANGED in out
+    assert _scores(results) == {"batchnorm_forward: random batch": 1.0}
+    checks = {**_named_outputs(results, "batchnorm_forward: leaves"),
+              **_named_outputs(results, "batchnorm_forward: correct")}
+    assert len(checks) == 2 and all(UNCHANGED in out for out in checks.values()), checks
 
 
 def test_forged_digest_without_the_write_earns_the_unchanged_points(armed, tmp_path):
@@ -139,7 +113,7 @@ def test_forged_digest_without_the_write_earns_the_unchanged_points(armed, tmp_p
     honest = source.replace("    x -= x.mean(axis=0)\n", "    x = x - x.mean(axis=0)\n").replace(
         "    x *= inv_std\n", "    x = x * inv_std\n")
     assert honest != source
-    assert _grade(armed, tmp_path, honest)["score"] == 4.0
+    assert _grade(armed, tmp_path, honest)["score"] == 3.0
 
 
 def test_computed_import_loses_the_svm_points(armed, tmp_path):
@@ -150,7 +124,7 @@ def test_computed_import_loses_the_svm_points(armed, tmp_path):
 
 
 def test_computed_import_earns_the_svm_points_where_nothing_is_refused(disarmed, tmp_path):
-    """What the attack is worth: scikit-learn's SVC passes every svm_fit test once refuse is gone."""
+    """What the attack is worth: scikit-learn's SVC passes the four svm_fit tests it can fit once refuse is gone."""
     results = _grade(disarmed, tmp_path, (HOSTILE / "computed_import" / "hw6.py").read_text())
     assert results["score"] == SVM_POINTS, _scores(results)
 
@@ -158,9 +132,11 @@ def test_computed_import_earns_the_svm_points_where_nothing_is_refused(disarmed,
 def test_an_import_at_load_time_is_refused_too(armed, tmp_path):
     source = (HOSTILE / "computed_import" / "hw6.py").read_text().replace(
         '    svm = importlib.import_module("skl" + "earn.svm")\n', "")
-    source = source.replace("import numpy as np\n", 'import numpy as np\n\nsvm = importlib.import_module("skl" + "earn.svm")\n')
+    source = source.replace("import numpy as np\n",
+                            'import numpy as np\n\nsvm = importlib.import_module("skl" + "earn.svm")\n')
     results = _grade(armed, tmp_path, source)
     assert results["score"] == 0.0
-    refused = "svm_fit must not use scikit-learn: found `sklearn` (imported while your code ran, when hw6.py was loaded)"
+    refused = ("svm_fit must not use scikit-learn: found `sklearn` (imported while your code ran, "
+               "when hw6.py was loaded)")
     for name, out in _named_outputs(results, "svm_fit").items():
         assert refused in out if name != ONE_CLASS else "raised ValueError" in out
