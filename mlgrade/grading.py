@@ -134,12 +134,14 @@ def _run(module_name: str, probe: str, display: str, timeout: float | None, **kw
     module = session.module(module_name) if module_name else None
     if module and module.error:
         raise SubmissionError(module.error.message)
+    target = kwargs.get("target") or []
+    name = target[1] if len(target) > 1 else None  # the submission's top-level function or class
+    if module and name in module.unavailable:  # a notebook function that still calls solution.f
+        raise SubmissionError(module.unavailable[name])
     call = display
     if module:
         session.calls.append(call)
     sandbox = session.sandbox
-    target = kwargs.get("target") or []
-    name = target[1] if len(target) > 1 else None  # the submission's top-level function or class
     refusal = session.budget.refusal(name)
     if refusal:
         raise SubmissionError(refusal)
@@ -299,8 +301,9 @@ def refuse(module: StudentModule, function: str, names: dict[str, str]) -> None:
     every ``.call``/``.remote`` of ``function`` also fails when a module among ``names`` was
     imported while the submission loaded or during a call of ``function``: computed names
     (``importlib.import_module("skl" + "earn")``) that the source does not show. The worker
-    records imports with an audit hook set before any student code runs
-    (:mod:`mlgrade.refusals`); it only reports them.
+    records imports from before the first line of student code on (an audit hook, and the
+    new entries of ``sys.modules`` around each call: :mod:`mlgrade.refusals`); it only
+    reports them. A call that raises fails with its exception, as before.
 
     A refusal is a teaching rule, not a security boundary: student code runs in the same
     process as that hook and can defeat any in-process guard (empty the records, reach a
