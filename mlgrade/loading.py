@@ -45,6 +45,10 @@ MSG_IMPORTS_REFERENCE = (
     "{where}: imports `{name}`, the course's reference solution, which is not available "
     "to submissions: your file must contain its own implementation"
 )
+MSG_CALLS_REFERENCE = (
+    "{function} still calls `{call}` ({where}), the course's reference solution, which is not "
+    "available to submissions: replace it by your own implementation"
+)
 KEPT_MAGIC_CELLS = {"time", "timeit", "capture"}
 SHELL_ASSIGN = re.compile(r"^\s*[\w, ]+=\s*[!%]")  # files = !ls
 
@@ -63,6 +67,9 @@ class ModuleSource:
     file: str  # the file as submitted, e.g. "hw6.ipynb"
     chunks: list[tuple[str, str]] = field(default_factory=list)
     error: LoadError | None = None
+    # top-level functions and classes that cannot be graded, with the message saying why: in a
+    # notebook, those that still use the sheet's `import solution` (that import is not run)
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def spec(self) -> dict:
         return {"name": self.name, "file": self.file, "chunks": [list(c) for c in self.chunks]}
@@ -256,30 +263,67 @@ def _read_notebook(data: bytes, file: str):
         return LoadError("unreadable", MSG_NOT_A_NOTEBOOK.format(file=file, why=why))
 
 
-def _notebook_chunks(data: bytes, file: str) -> tuple[list[tuple[str, str]], LoadError | None]:
+def _imports_of(node: ast.stmt, forbidden: set[str]) -> list[tuple[str, str]]:
+    """(module, bound name) per module among ``forbidden`` that the import ``node`` imports."""
+    if isinstance(node, ast.Import):
+        return [(a.name, a.asname or a.name.split(".")[0]) for a in node.names if a.name.split(".")[0] in forbidden]
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] in forbidden:
+        return [(node.module, a.asname or a.name) for a in node.names]
+    return []
+
+
+def _reference_uses(defs: list[tuple[str, ast.stmt]], bound: set[str], forbidden: set[str]) -> dict[str, str]:
+    """{function or class: message} for each top-level definition that uses the reference."""
+    unavailable = {}
+    for label, node in defs:
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name) and inner.value.id in bound:
+                call = f"{inner.value.id}.{inner.attr}"
+            elif isinstance(inner, ast.Name) and inner.id in bound:
+                call = inner.id
+            elif isinstance(inner, (ast.Import, ast.ImportFrom)) and _imports_of(inner, forbidden):
+                call = _imports_of(inner, forbidden)[0][0]
+            else:
+                continue
+            unavailable[node.name] = MSG_CALLS_REFERENCE.format(function=node.name, call=call,
+                                                                where=f"{label}, line {inner.lineno}")
+            break
+    return unavailable
+
+
+def _notebook_chunks(data: bytes, file: str, forbidden: set[str] = frozenset()):
+    """(chunks, load error, unavailable definitions) of a notebook.
+
+    The sheet's ``import solution`` lines are not run; each function or class that still uses
+    what they imported is unavailable, by name, and the notebook's other definitions are graded.
+    """
     nb = _read_notebook(data, file)
     if isinstance(nb, LoadError):
-        return [], nb
+        return [], nb, {}
     cells = [(index, _strip_ipython(cell.source)) for index, cell in enumerate(nb.cells, start=1)
              if cell.cell_type == "code" and cell.source.strip()]
     cells = [(index, source) for index, source in cells if source is not None]
     if _too_many_tokens("\n".join(source for _, source in cells)):
-        return [], LoadError("unreadable", MSG_TOO_LONG.format(file=file, n=MAX_TOKENS))
-    chunks, known = [], set()
+        return [], LoadError("unreadable", MSG_TOO_LONG.format(file=file, n=MAX_TOKENS)), {}
+    chunks, known, bound, defs = [], set(), set(), []
     for index, source in cells:
         label = f"{file}, cell {index}"
         tree = _parse(source, label)
         if isinstance(tree, LoadError):
-            return [], tree
+            return [], tree, {}
         lines = source.splitlines(True)
         for node in tree.body:
-            if not _kept_safely(node, known):
+            reference = _imports_of(node, forbidden)
+            bound.update(name for _, name in reference)
+            if reference or not _kept_safely(node, known):
                 start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
                 _blank(lines, start, node.end_lineno)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defs.append((label, node))
         kept = "".join(lines)
         if kept.strip():
             chunks.append((label, kept))
-    return chunks, None
+    return chunks, None, _reference_uses(defs, bound, forbidden)
 
 
 def _kept_safely(node: ast.stmt, known: set[str]) -> bool:
@@ -318,7 +362,7 @@ def load_file(submission_dir: Path, names: list[str], reference_modules: set[str
         module.error = data
         return module
     if path.suffix == ".ipynb":
-        module.chunks, module.error = _notebook_chunks(data, path.name)
+        module.chunks, module.error, module.unavailable = _notebook_chunks(data, path.name, set(reference_modules))
     else:
         source = data.decode("utf-8", "replace")
         del data
@@ -328,7 +372,7 @@ def load_file(submission_dir: Path, names: list[str], reference_modules: set[str
             module.error = tree
             return module
         module.chunks = [(path.name, source)]
-    if module.error is None:
+    if module.error is None and not module.unavailable:  # a notebook's uses were named per definition
         module.error = _check_imports(module.chunks, set(reference_modules))
     return module
 

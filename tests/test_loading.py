@@ -215,13 +215,28 @@ def test_markdown_and_raw_cells_are_skipped_but_counted(tmp_path):
 
 # -- the reference may not be imported -----------------------------------------------------------
 
-def test_import_solution_is_refused_in_a_notebook(tmp_path):
-    notebook(tmp_path, "import numpy as np", ("md", "Exercise 1"), "import solution\nf = solution.f\n")
+def test_a_notebook_function_that_still_calls_solution_is_named_and_the_others_graded(tmp_path):
+    notebook(tmp_path, "import numpy as np\nimport solution as sol", ("md", "Exercise 1"),
+             "def pca(z, x, d):\n    # TODO\n    return sol.pca(z, x, d)\n",
+             "def err(x):\n    return 2 * x\n",
+             "class Net:\n    def f(self):\n        from hw6_solution.nets import f\n        return f()\n",
+             "f = sol.f\nsol.vis10(1)")
     module = load(tmp_path)
-    assert module.error.kind == "imports_reference"
-    assert module.error.message == (
-        "hw6.ipynb, cell 3, line 1: imports `solution`, the course's reference solution, which is not "
-        "available to submissions: your file must contain its own implementation")
+    assert module.error is None
+    assert module.unavailable == {
+        "pca": "pca still calls `sol.pca` (hw6.ipynb, cell 3, line 3), the course's reference solution, which "
+               "is not available to submissions: replace it by your own implementation",
+        "Net": "Net still calls `hw6_solution.nets` (hw6.ipynb, cell 5, line 3), the course's reference "
+               "solution, which is not available to submissions: replace it by your own implementation"}
+    ns = run(module)  # the import is not run; the other functions work
+    assert "sol" not in ns and ns["err"](2) == 4
+
+
+def test_a_notebook_that_only_imports_solution_loads(tmp_path):
+    notebook(tmp_path, "import numpy as np", "from solution import f\n", "def g():\n    return 1\n")
+    module = load(tmp_path)
+    assert module.error is None and module.unavailable == {}
+    assert "solution" not in module.source
 
 
 @pytest.mark.parametrize("line,name", [

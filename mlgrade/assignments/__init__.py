@@ -44,6 +44,7 @@ class Assignment:
     extra: dict = field(default_factory=dict)
     requires: list[str] = field(default_factory=list)  # distributions its graders and reference import
     template_sources: list[str] = field(default_factory=list)  # reference files the template is made from
+    helpers: list[str] = field(default_factory=list)  # files of package_dir given to students (utils.py)
 
     def _under(self, folder: str) -> Path | None:
         return self.root / folder / self.id if self.root else None
@@ -71,7 +72,15 @@ class Assignment:
         return bool(self.graders_dir and self.graders_dir.is_dir())
 
     def load_submission(self, submission_dir: Path) -> list[ModuleSource]:
-        return [load_file(Path(submission_dir), list(f.accept), self.reference_modules) for f in self.files]
+        """The helpers given with the sheet (loaded first: the submission's ``import utils`` finds
+        them, never a submitted file of that name), then the contract's files."""
+        given = [self.helper_module(name) for name in self.helpers]
+        return given + [load_file(Path(submission_dir), list(f.accept), self.reference_modules) for f in self.files]
+
+    def helper_module(self, name: str) -> ModuleSource:
+        """The helper ``name`` of this package (``utils.py``) as a worker module of its stem."""
+        source = (self.package_dir / name).read_text()
+        return ModuleSource(name=Path(name).stem, file=name, chunks=[(f"{name} (given with the sheet)", source)])
 
     def protected_paths(self) -> list[str]:
         """What a worker must not see: hidden tests, reference, mutants, history."""
@@ -108,6 +117,7 @@ def _read(folder: Path, root: Path | None) -> Assignment:
         root=root,
         requires=list(data.get("requires", [])),
         template_sources=list(data.get("template", [])),
+        helpers=list(data.get("helpers", [])),
     )
 
 
