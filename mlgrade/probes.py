@@ -295,3 +295,50 @@ class LinearScores:
 def linear_scores(worker, weights):
     """Keep a :class:`LinearScores` classifier in the worker; returns its Ref record."""
     return _keep(worker, LinearScores(weights))
+
+
+# -- networks the grader builds: plain torch layers with the grader's parameters ------------
+
+NETWORK_LAYERS = ("Linear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "ELU", "Identity")
+
+
+def network(worker, layers, state):
+    """Keep ``nn.Sequential`` of ``layers`` ([name, *args], names of NETWORK_LAYERS) in the worker,
+    its parameters set to ``state`` (tensors in ``parameters()`` order); returns its Ref record."""
+    import torch
+
+    modules = []
+    for name, *args in layers:
+        if name not in NETWORK_LAYERS:
+            raise ProbeError("layer", f"layer {name!r} is not one of {', '.join(NETWORK_LAYERS)}")
+        modules.append(getattr(torch.nn, name)(*args))
+    net = torch.nn.Sequential(*modules)
+    params = list(net.parameters())
+    if len(params) != len(state) or any(p.shape != s.shape for p, s in zip(params, state)):
+        raise ProbeError("state", "the parameters sent do not fit the layers")
+    with torch.no_grad():
+        for p, s in zip(params, state):
+            p.copy_(s)
+    return _keep(worker, net)
+
+
+def parameter_grads(worker, target, args=(), kwargs=None, modules=()):
+    """Call ``target``, backpropagate its scalar output, and return it with the gradient of every
+    parameter of the modules among the arguments at positions ``modules`` (None where none reached)."""
+    import torch
+
+    kwargs = kwargs or {}
+    fn = lookup(worker, target)
+    nets = [args[i] for i in modules]
+    for net in nets:
+        if not isinstance(net, torch.nn.Module):
+            raise ProbeError("type", f"expected a torch.nn.Module, got {type(net).__name__}")
+        net.zero_grad(set_to_none=True)
+    with refusals.during(".".join(target[1:])):
+        out = fn(*args, **kwargs)
+        wire.encode(out, path="the returned value")
+        if not isinstance(out, torch.Tensor) or out.numel() != 1:
+            return {"value": out, "grads": None}
+        if out.requires_grad:
+            out.backward()
+    return {"value": out.detach(), "grads": [[p.grad for p in net.parameters()] for net in nets]}
