@@ -13,11 +13,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 from rich.markup import escape
 from rich.table import Table
 
 from mlgrade.dependencies import undeclared_imports
 from mlgrade.runner import grade
+from mlgrade.sandbox import Zygote
 
 __all__ = ["Mutant", "MutantError", "load_mutant", "load_mutants", "apply_mutant", "validate", "check_mutant"]
 
@@ -72,6 +74,17 @@ def apply_mutant(mutant: Mutant, reference_dir: Path, target: Path) -> None:
     for path in Path(reference_dir).iterdir():
         if path.is_file():
             shutil.copy(path, target / path.name)
+    if mutant.file.endswith(".ipynb"):  # patched in the code cells' sources, not in the JSON text
+        nb = nbformat.read(str(Path(reference_dir) / mutant.file), as_version=4)
+        cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+        for patch in mutant.replace:
+            hits = [cell for cell in cells if patch["old"] in cell.source]
+            count = sum(cell.source.count(patch["old"]) for cell in hits)
+            if count != 1:
+                raise MutantError(f"{mutant.name}: text to replace occurs {count} times in {mutant.file} (needs exactly 1)")
+            hits[0].source = hits[0].source.replace(patch["old"], patch["new"])
+        nbformat.write(nb, str(target / mutant.file))
+        return
     source = (Path(reference_dir) / mutant.file).read_text()
     for patch in mutant.replace:
         count = source.count(patch["old"])
@@ -110,13 +123,14 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
     report.verdicts.append(Verdict("dependencies", not undeclared, 0.0, 0.0, "; ".join(undeclared)))
     _progress(console, report.verdicts[-1])
     work = Path(tempfile.mkdtemp(prefix="mlgrade-validate-"))
+    zygote = Zygote()  # one fork server for every grading below: torch is imported once, not per submission
     try:
         if not only:
             for label, folder, want in (("reference", assignment.reference_dir, "full"),
                                         ("template", assignment.template_dir, "zero")):
                 staged = work / label
                 _submission_files(assignment, Path(folder), staged)
-                outcome = grade(assignment, staged)
+                outcome = grade(assignment, staged, zygote=zygote)
                 total, maximum = outcome.results["score"], sum(t.max_score for t in outcome.tests)
                 ok = total == maximum if want == "full" else total == 0
                 failed = [t.name for t in outcome.tests if (want == "full") != bool(t.passed)]
@@ -130,12 +144,13 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
                 continue
             staged = work / mutant.name
             apply_mutant(mutant, assignment.reference_dir, staged)
-            outcome = grade(assignment, staged)
+            outcome = grade(assignment, staged, zygote=zygote)
             ok, detail = check_mutant(mutant, outcome.tests)
             maximum = sum(t.max_score for t in outcome.tests)
             report.verdicts.append(Verdict(f"mutant {mutant.name}", ok, outcome.results["score"], maximum, detail))
             _progress(console, report.verdicts[-1])
     finally:
+        zygote.close()
         shutil.rmtree(work, ignore_errors=True)
     if console is not None:
         table = Table(title=f"validate {assignment.id}", title_justify="left")
