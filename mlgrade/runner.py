@@ -20,7 +20,8 @@ import pytest
 from mlgrade.assignments import Assignment
 from mlgrade.grading import GradingSession
 from mlgrade.results import GradescopePlugin, TestResult, engine_failure, is_engine_failure, to_gradescope, write_results
-from mlgrade.sandbox import Sandbox, Zygote
+from mlgrade.forkserver import Zygote
+from mlgrade.sandbox import Sandbox
 
 __all__ = ["Outcome", "grade"]
 
