@@ -139,6 +139,26 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_template(args) -> int:
+    from mlgrade import template
+
+    assignment = assignments.get(args.assignment)
+    try:
+        if args.check:
+            problems = template.stale(assignment)
+            for text in problems:
+                console.print(f"[red]{escape(text)}[/]")
+            if not problems:
+                console.print(f"{assignment.id}: the student template is up to date")
+            return 1 if problems else 0
+        for path in template.write(assignment, Path(args.output) if args.output else None):
+            console.print(f"wrote {path}")
+    except template.TemplateError as exc:
+        console.print(f"[red]mlgrade: {escape(str(exc))}[/]")
+        return 2
+    return 0
+
+
 def cmd_grade(args) -> int:
     from mlgrade.batch import ExportError, grade_class
 
@@ -194,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", action="store_true", help="build the student bundle instead")
     p.add_argument("--wheelhouse", help="folder of wheels to ship in the zip (setup.sh installs from it, offline)")
     p.set_defaults(func=cmd_build)
+    p = sub.add_parser("template", help="generate the student template from the reference's marked solution")
+    p.add_argument("assignment")
+    p.add_argument("-o", "--output", help="output folder (default student_template/<id>)")
+    p.add_argument("--check", action="store_true", help="only say whether the committed template is up to date")
+    p.set_defaults(func=cmd_template)
     p = sub.add_parser("grade", help="grade a whole class: a folder of submissions or Gradescope's export zip")
     p.add_argument("assignment")
     p.add_argument("submissions", help="folder with one folder or file per student, or Gradescope's export zip")

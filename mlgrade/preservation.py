@@ -52,7 +52,7 @@ def fingerprint(value):
     if torch is not None and isinstance(value, torch.Tensor):
         t = value.detach().cpu()
         t = (t.to_dense() if t.is_sparse else t).resolve_conj().resolve_neg().contiguous()
-        arr = t.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.numpy()
+        arr = t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()  # bfloat16 -> float32 is exact
         return ("tensor", str(t.dtype), tuple(t.shape), _bits(arr))
     if isinstance(value, (np.ndarray, np.generic)):
         arr = np.asarray(value)

@@ -244,7 +244,8 @@ def module_check(worker, target, args=(), kwargs=None, state=None, x=None, grad_
     if keep:
         info["ref"] = _keep(worker, module)
     if x is not None:
-        info.update(exercise_module(module, x, grad_output, eval_x, eval_grad_output, seed))
+        with refusals.during(".".join(target[1:])):
+            info.update(exercise_module(module, x, grad_output, eval_x, eval_grad_output, seed))
     return info
 
 
@@ -256,3 +257,41 @@ def module_state_of(worker, module):
         raise ProbeError("type", f"expected a torch.nn.Module, got {type(module).__name__}")
     return {**_describe_module(module), "state": [t.detach() for _, t, _, _ in module_state(module)],
             "training": bool(module.training)}
+
+
+# -- notebook state: globals a submitted function reads, objects the grader controls ----------
+
+
+def set_globals(worker, target, values):
+    """Assign ``values`` ({name: value}) as globals of the submitted module ``target[0]``.
+
+    For a notebook function that reads state a cell created (``W``, ``B``, ``V``): the
+    grader chooses that state before each call, as the notebook's own cell would have.
+    """
+    module = lookup(worker, target[:1])
+    for name, value in values.items():
+        setattr(module, name, value)
+
+
+class LinearScores:
+    """A classifier the grader controls: ``predict(X)`` is ``X`` flattened per example times ``weights``.
+
+    Built in the worker (:func:`linear_scores`) and passed to a submitted function that takes
+    a classifier, so that no student object is ever constructed by, or returned to, the grader.
+    """
+
+    def __init__(self, weights):
+        import numpy
+
+        self.weights = numpy.asarray(weights, dtype=numpy.float64)
+
+    def predict(self, X):
+        import numpy
+
+        X = numpy.asarray(X, dtype=numpy.float64)
+        return X.reshape(len(X), -1) @ self.weights
+
+
+def linear_scores(worker, weights):
+    """Keep a :class:`LinearScores` classifier in the worker; returns its Ref record."""
+    return _keep(worker, LinearScores(weights))

@@ -43,6 +43,7 @@ class Assignment:
     root: Path | None = None
     extra: dict = field(default_factory=dict)
     requires: list[str] = field(default_factory=list)  # distributions its graders and reference import
+    template_sources: list[str] = field(default_factory=list)  # reference files the template is made from
 
     def _under(self, folder: str) -> Path | None:
         return self.root / folder / self.id if self.root else None
@@ -106,6 +107,7 @@ def _read(folder: Path, root: Path | None) -> Assignment:
         package_dir=folder,
         root=root,
         requires=list(data.get("requires", [])),
+        template_sources=list(data.get("template", [])),
     )
 
 

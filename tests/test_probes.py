@@ -1,0 +1,120 @@
+"""The trusted probes (mlgrade.probes) on a stand-in worker: they send values back, never a verdict."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from mlgrade import probes, refusals
+
+SOURCE = """
+def normalise(x, scale=1.0):
+    x -= x.mean()
+    return float(scale)
+
+
+def grow(items):
+    items.append(object())
+    return len(items)
+
+
+def scale_(t):
+    t.mul_(2)
+    return None
+
+
+def add(a, b):
+    return a + b
+"""
+
+
+@pytest.fixture
+def worker():
+    module = types.ModuleType("m")
+    exec(SOURCE, module.__dict__)
+    return types.SimpleNamespace(modules={"m": module}, load_errors={}, objects={})
+
+
+def test_a_call_sends_back_the_argument_objects_as_they_are_after_it(worker):
+    x = np.arange(4.0)
+    reply = probes.call(worker, ["m", "normalise"], args=[x], kwargs={"scale": 2.0}, send_back=[0, "scale"])
+    assert reply["value"] == 2.0
+    (key, ok, value), rest = reply["args"]
+    assert (key, ok) == (0, True) and value is x
+    np.testing.assert_array_equal(value, [-1.5, -0.5, 0.5, 1.5])
+    assert rest == ["scale", True, 2.0]
+
+
+def test_a_tensor_modified_in_place_comes_back_modified(worker):
+    t = torch.ones(3)
+    reply = probes.call(worker, ["m", "scale_"], args=[t], send_back=[0])
+    assert torch.equal(reply["args"][0][2], torch.full((3,), 2.0))
+
+
+def test_an_argument_that_can_no_longer_travel_comes_back_as_not_ok(worker):
+    reply = probes.call(worker, ["m", "grow"], args=[[1, 2]], send_back=[0])
+    assert reply == {"value": 3, "args": [[0, False, None]]}
+
+
+def test_a_call_reports_no_verdict_of_its_own(worker):
+    assert probes.call(worker, ["m", "add"], args=[2, 3]) == {"value": 5}
+    assert probes.call(worker, ["m", "add"], args=[2, 3], keep=True) == {"value": {"ref": 1, "type": "int"}}
+    assert not hasattr(probes, "_digest")
+
+
+def test_a_call_reports_the_recorded_imports_of_the_names_asked(worker, monkeypatch):
+    monkeypatch.setattr(refusals, "_first", {"sklearn.svm": "svm_fit", "sklearn": "svm_fit", "sklearnish": "f",
+                                             "scipy.optimize": refusals.LOAD})
+    reply = probes.call(worker, ["m", "add"], args=[1, 2], refused=["sklearn", "scipy", "torch"])
+    assert reply == {"value": 3, "imports": [["sklearn", "svm_fit"], ["scipy", refusals.LOAD]]}
+
+
+LOADED = textwrap.dedent("""
+    import importlib
+    importlib.import_module("pkg_" + "load")
+
+    def f():
+        importlib.import_module("pkg_" + "call.sub")
+        return 1
+
+    def g():
+        return getattr(importlib.import_module("pkg_" + "other"), "VALUE")
+""")
+DRIVER = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import pkg_before
+    from mlgrade import probes
+    from mlgrade.worker import Worker
+
+    worker = Worker()
+    assert worker.load([{"name": "m", "file": "m.py", "chunks": [["m.py", sys.argv[2]]]}]) == {"m": None}
+    names = ["pkg_load", "pkg_call", "pkg_other", "pkg_before"]
+    first = probes.call(worker, ["m", "f"], refused=names)["imports"]
+    probes.call(worker, ["m", "g"])
+    import pkg_outside
+    second = probes.call(worker, ["m", "f"], refused=names + ["pkg_outside"])["imports"]
+    print(json.dumps([first, second]))
+""")
+
+
+def test_worker_load_records_imports_from_the_first_line_of_student_code(tmp_path):
+    """The real audit hook, in a process of its own (a hook cannot be removed)."""
+    for name in ("pkg_load", "pkg_other", "pkg_before", "pkg_outside"):
+        (tmp_path / f"{name}.py").write_text("VALUE = 1\n")
+    (tmp_path / "pkg_call").mkdir()
+    (tmp_path / "pkg_call" / "__init__.py").write_text("")
+    (tmp_path / "pkg_call" / "sub.py").write_text("")
+    out = subprocess.run([sys.executable, "-c", DRIVER, str(tmp_path), LOADED], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    first, second = json.loads(out)
+    assert first == [["pkg_load", refusals.LOAD], ["pkg_call", "f"]]
+    # imports before the submission loaded are not recorded; those between calls are, as such
+    assert second == [["pkg_load", refusals.LOAD], ["pkg_call", "f"], ["pkg_other", "g"],
+                      ["pkg_outside", refusals.OUTSIDE]]
