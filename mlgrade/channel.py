@@ -52,18 +52,19 @@ class Channel:
         return self._read_exact(n, deadline)
 
     def _read_exact(self, n: int, deadline: float | None) -> bytes:
-        chunks = []
-        while n:
+        """Read ``n`` bytes into one buffer (a frame is never held twice while it arrives)."""
+        buffer = bytearray(n)
+        view, done = memoryview(buffer), 0
+        while done < n:
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not select.select([self.read_fd], [], [], remaining)[0]:
                     raise ChannelTimeout
-            chunk = os.read(self.read_fd, min(n, CHUNK))
-            if not chunk:
+            got = os.readv(self.read_fd, [view[done:done + CHUNK]])
+            if not got:
                 raise ChannelClosed
-            chunks.append(chunk)
-            n -= len(chunk)
-        return b"".join(chunks)
+            done += got
+        return bytes(buffer) if n < CHUNK else buffer
 
     def close(self) -> None:
         for fd in (self.read_fd, self.write_fd):

@@ -31,7 +31,9 @@ from mlgrade.limits import Limits
 __all__ = ["CallTimeout", "EngineFailure", "Limits", "Reply", "Sandbox", "SandboxReport", "WorkerDied"]
 
 PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE = 36, 4
-MAX_REPLY = 512 << 20
+# a reply holds a few arrays; the grading process must stay well inside Gradescope's 768 MB
+MAX_REPLY = 64 << 20
+ERROR_KEYS = ("kind", "type", "message", "traceback", "file", "line")
 ERROR_CHARS = {"message": 2000, "traceback": 4000}  # longest kept of an error record's fields (others 200)
 MSG_TIMEOUT = "did not finish within {seconds:g} s (wall clock); the worker was stopped"
 
@@ -335,8 +337,8 @@ class Sandbox:
         error = data.get("error")
         if not data["ok"] and not (isinstance(error, dict) and all(isinstance(v, (str, int)) for v in error.values())):
             raise WorkerDied("the worker sent a malformed error")
-        if error is not None:  # what the worker says about an error is the student's text: cut it
-            error = {str(k)[:40]: (v[:ERROR_CHARS.get(k, 200)] if isinstance(v, str) else v) for k, v in error.items()}
+        if error is not None:  # what the worker says about an error is the student's text: keep what we read, cut
+            error = {k: (v[:ERROR_CHARS.get(k, 200)] if isinstance(v, str) else v) for k, v in error.items() if k in ERROR_KEYS}
         return Reply(ok=data["ok"], value=data.get("value"), error=error)
 
     def _death_reason(self) -> str:

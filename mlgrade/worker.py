@@ -295,7 +295,7 @@ def error_record(exc: BaseException, kind: str = "exception") -> dict:
         message = str(exc)
     except Exception:  # a student exception whose __str__ raises
         message = "<unprintable>"
-    record = {"kind": kind, "type": type(exc).__name__, "message": message[:2000]}
+    record = {"kind": kind, "type": type(exc).__name__[:200], "message": message[:2000]}
     if isinstance(exc, SyntaxError):
         record.update(file=str(exc.filename), line=int(exc.lineno or 0))
     else:
