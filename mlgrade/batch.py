@@ -509,7 +509,7 @@ def _grade_one(student: str, folder: str, results_path: str) -> dict:
     from mlgrade.runner import grade
 
     global _ZYGOTE
-    from mlgrade.sandbox import Zygote
+    from mlgrade.forkserver import Zygote
 
     if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
         _ZYGOTE = Zygote()

@@ -20,7 +20,8 @@ import pytest
 from mlgrade.assignments import Assignment
 from mlgrade.grading import GradingSession
 from mlgrade.results import GradescopePlugin, TestResult, engine_failure, is_engine_failure, to_gradescope, write_results
-from mlgrade.sandbox import Sandbox, Zygote
+from mlgrade.forkserver import Zygote
+from mlgrade.sandbox import Sandbox
 
 __all__ = ["Outcome", "grade"]
 
@@ -53,8 +54,10 @@ def _summary(assignment: Assignment, modules, sandbox: Sandbox | None) -> str:
         else:
             lines.append(f"Graded {m.file}.")
     if sandbox is not None:
-        for name, err in sandbox.load_errors.items():
-            lines.append(f"{name}: could not be loaded ({str(err.get('type'))[:200]}: {str(err.get('message', ''))[:300]}).")
+        for m in modules:  # the submission's own modules, not whatever names a worker reported
+            err = sandbox.load_errors.get(m.name)
+            if err:
+                lines.append(f"{m.name}: could not be loaded ({str(err.get('type'))[:200]}: {str(err.get('message', ''))[:300]}).")
     return "\n".join(lines)
 
 

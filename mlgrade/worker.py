@@ -41,7 +41,7 @@ def _libc():
 
 
 def _enter_view(libc, view: dict, missing: list, private_mb: int) -> bool:
-    """chroot into a tmpfs holding only the view's symlinks and read-only binds (see sandbox.worker_view).
+    """chroot into a tmpfs holding only the view's symlinks and read-only binds (see containment.worker_view).
 
     Called as root in a private mount namespace; returns False without the chroot if the
     kernel refuses a mount (the masks then remain the only protection).
@@ -295,7 +295,7 @@ def error_record(exc: BaseException, kind: str = "exception") -> dict:
         message = str(exc)
     except Exception:  # a student exception whose __str__ raises
         message = "<unprintable>"
-    record = {"kind": kind, "type": type(exc).__name__, "message": message[:2000]}
+    record = {"kind": kind, "type": type(exc).__name__[:200], "message": message[:2000]}
     if isinstance(exc, SyntaxError):
         record.update(file=str(exc.filename), line=int(exc.lineno or 0))
     else:
@@ -359,37 +359,20 @@ class Worker:
         raise ValueError(f"unknown op {op!r}")
 
 
-def _read_exact(fd: int, n: int) -> bytes:
-    chunks = []
-    while n:
-        chunk = os.read(fd, min(n, 1 << 20))
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-def write_frame(fd: int, payload: bytes) -> None:
-    data = struct.pack("<Q", len(payload)) + payload
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 MISSING: list[str] = []
 
 
 def serve(request_fd: int, reply_fd: int) -> None:
     """Answer requests until the grading process closes the request pipe."""
     from mlgrade import wire
+    from mlgrade.channel import Channel, ChannelClosed
 
     worker = Worker()
+    channel = Channel(request_fd, reply_fd)
     while True:
         try:
-            (n,) = struct.unpack("<Q", _read_exact(request_fd, 8))
-            request = wire.decode(_read_exact(request_fd, n), make_ref=worker.resolve)
-        except EOFError:
+            request = wire.decode(channel.receive(), make_ref=worker.resolve)
+        except ChannelClosed:
             os._exit(0)
         reply = {"id": request["id"]}
         try:
@@ -407,7 +390,7 @@ def serve(request_fd: int, reply_fd: int) -> None:
                 stream.flush()
             except Exception:
                 pass
-        write_frame(reply_fd, payload)
+        channel.send(payload)
 
 
 def _import_libraries(with_torch: bool) -> None:

@@ -73,7 +73,7 @@ def _descends(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
 @pytest.fixture(scope="session")
 def worker_uid() -> int | None:
     """The uid that runs student code (None when the tests do not run as root)."""
-    from mlgrade.sandbox import worker_user
+    from mlgrade.containment import worker_user
 
     user = worker_user()
     return user.pw_uid if user else None

@@ -11,10 +11,12 @@ import shutil
 
 import pytest
 
-from mlgrade import assignments, cli, sandbox
+from mlgrade import assignments, cli, containment
 from mlgrade.results import is_engine_failure
 from mlgrade.runner import grade
-from mlgrade.sandbox import EngineFailure, Sandbox, Zygote, required_missing
+from mlgrade.containment import required_missing
+from mlgrade.forkserver import Zygote
+from mlgrade.sandbox import EngineFailure, Sandbox
 from conftest import REPO
 
 NOT_GRADED = "The autograder itself failed (the instructor has the details). No score was given:"
@@ -54,13 +56,13 @@ def test_a_worker_that_cannot_start_gives_no_score(hw6_reference, tmp_path):
 
 def test_a_worker_whose_view_lacks_the_engine_gives_no_score(monkeypatch):
     """The /tmp bug: a view that hides the engine makes the worker exit before hello."""
-    if sandbox.worker_user() is None:
+    if containment.worker_user() is None:
         pytest.skip("the view is built only when grading as root")
-    view = dict(sandbox.worker_view())
+    view = dict(containment.worker_view())
     engine = str(REPO / "mlgrade") if (REPO / "mlgrade").is_dir() else None
     view["binds"] = [b for b in view["binds"] if not engine or not b.startswith(engine)]
     view["binds"] = [b for b in view["binds"] if "site-packages" not in b and "dist-packages" not in b]
-    monkeypatch.setattr(sandbox, "worker_view", lambda: view)
+    monkeypatch.setattr("mlgrade.sandbox.worker_view", lambda: view)
     box = Sandbox([{"name": "m", "file": "m.py", "chunks": [["m.py", "def f():\n    return 1\n"]]}])
     try:
         with pytest.raises(EngineFailure, match="the worker could not start: the worker exited with status 1"):

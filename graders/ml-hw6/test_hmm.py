@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mlgrade import assert_close, assert_unchanged, check, fetch, reference, student
+from mlgrade.compare import Mismatch
 from mlgrade.assignments.ml_hw6.worked_examples import (
     URN_A, URN_B, URN_O, URN_PI,
 )
@@ -18,7 +19,10 @@ SMALL = [(2, 2, 1), (3, 2, 6), (4, 3, 30)]  # (states, symbols, T)
 
 def rows_normalised(alpha):
     """Each time step divided by its sum: scaled and unscaled recursions agree on this."""
-    alpha = np.asarray(alpha, dtype=float)
+    alpha = np.asarray(alpha)
+    if alpha.dtype.kind not in "iuf":  # True is not a probability: no truthy answer is normalised into one
+        raise Mismatch(f"expected an array of numbers, got an array of {alpha.dtype}")
+    alpha = alpha.astype(float)
     return alpha / alpha.sum(axis=1, keepdims=True)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from mlgrade.loading import ModuleSource, load_file
-from mlgrade.sandbox import Limits
+from mlgrade.limits import Limits
 
 __all__ = ["Assignment", "FileSpec", "get", "catalogue", "find_root", "UnknownAssignment"]
 
