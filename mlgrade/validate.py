@@ -19,7 +19,7 @@ from rich.table import Table
 
 from mlgrade.dependencies import undeclared_imports
 from mlgrade.runner import grade
-from mlgrade.sandbox import Zygote
+from mlgrade.forkserver import Zygote
 
 __all__ = ["Mutant", "MutantError", "load_mutant", "load_mutants", "apply_mutant", "validate", "check_mutant"]
 

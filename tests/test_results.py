@@ -17,7 +17,7 @@ from mlgrade.assignments import Assignment, FileSpec
 from mlgrade.results import TestResult as Result
 from mlgrade.results import score, write_results
 from mlgrade.runner import grade
-from mlgrade.sandbox import Limits
+from mlgrade.limits import Limits
 
 SUBMISSION = "def double(x):\n    return 2 * x\n\ndef half(x):\n    return x / 2\n"
 HEADER = "from mlgrade import assert_close, check, student\nhw = student('hw')\n"
