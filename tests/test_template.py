@@ -2,6 +2,7 @@
 every catalogue template is up to date and holds no function body of the reference (AST comparison)."""
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -132,22 +133,32 @@ def test_committed_template_is_up_to_date(aid):
     assert stale(assignments.get(aid, ROOT)) == []
 
 
+def solution_bodies(source: str) -> dict[str, str]:
+    """function_bodies of the functions whose lines hold a `# BEGIN SOLUTION` (given ones, e.g. removepatch, aside)."""
+    marked = {i for i, line in enumerate(source.splitlines(), start=1) if "BEGIN SOLUTION" in line}
+    spans = [node for node in ast.walk(ast.parse(source)) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and any(node.lineno <= i <= node.end_lineno for i in marked)]
+    return {dump: name for dump, name in function_bodies(source).items()
+            if any(node.name == name for node in spans)}
+
+
+def python_of(name: str, text: str) -> str:
+    return notebook_source(text) if name.endswith(".ipynb") else text
+
+
 @pytest.mark.parametrize("aid", GENERATED)
 def test_generated_template_holds_no_reference_code(aid):
     a = assignments.get(aid, ROOT)
     reference = {}
     for name in a.template_sources:
-        text = (a.reference_dir / name).read_text()
-        reference.update(function_bodies(notebook_source(text) if name.endswith(".ipynb") else text))
-    helpers = {name for name in a.template_sources if "BEGIN SOLUTION" not in (a.reference_dir / name).read_text()}
-    assert len(reference) >= 5  # the comparison below is not vacuous
+        reference.update(solution_bodies(python_of(name, (a.reference_dir / name).read_text())))
+    assert len(reference) >= 3  # the comparison below is not vacuous: the solutions' bodies
     for name, data in generate(a).items():
         text = data.decode()
         assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN" not in text, name
-        if name in helpers:  # given to students as they are (utils.py)
-            continue
-        bodies = function_bodies(notebook_source(text) if name.endswith(".ipynb") else text)
-        assert not set(bodies) & set(reference), f"{name} has the body of {sorted(bodies[k] for k in set(bodies) & set(reference))}"
+        bodies = function_bodies(python_of(name, text))
+        leaked = sorted(reference[k] for k in set(bodies) & set(reference))
+        assert not leaked, f"{name} has the body of {leaked}"
 
 
 def test_cli_template_check(tmp_path):
