@@ -27,8 +27,8 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 # what a worker reports missing that makes grading unsafe or unfair: no limits on student code,
 # a view the kernel allows but that could not be built, hidden files the worker user can read
 def required_missing(missing: list[str], require_isolation: bool) -> list[str]:
-    return [m for m in missing if m.startswith("RLIMIT_") or m == "root view"
-            or (require_isolation and m.startswith("exposed "))]
+    return [m for m in missing if m.startswith("RLIMIT_")
+            or (require_isolation and (m == "root view" or m.startswith("exposed ")))]
 
 
 def worker_env(scratch: str) -> dict:

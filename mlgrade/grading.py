@@ -145,7 +145,6 @@ def _run(module_name: str, probe: str, display: str, timeout: float | None, **kw
     refusal = session.budget.refusal(name)
     if refusal:
         raise SubmissionError(refusal)
-    start = time.monotonic()
     try:
         sandbox.ensure_started()
         if module and module_name in sandbox.load_errors:

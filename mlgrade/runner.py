@@ -68,21 +68,19 @@ def grade(assignment: Assignment, submission_dir: Path, results_path: str | None
     ``zygote``: a fork server that starts workers without importing torch (batch grading);
     without one, this grading starts its own, so that a worker restart is a fork, not an import.
     """
-    own_zygote = None
-    if zygote is None:
-        zygote = own_zygote = Zygote()
+    start = time.monotonic()
+    modules = assignment.load_submission(Path(submission_dir))
+    runnable = [m.spec() for m in modules if m.error is None]
+    own_zygote = Zygote() if zygote is None and runnable else None
     try:
-        return _grade(assignment, submission_dir, results_path, public_only, echo, zygote)
+        return _grade(assignment, modules, runnable, start, results_path, public_only, echo, zygote or own_zygote)
     finally:
         if own_zygote is not None:
             own_zygote.close()
 
 
-def _grade(assignment: Assignment, submission_dir: Path, results_path: str | None, public_only: bool,
-           echo: bool, zygote: Zygote) -> Outcome:
-    start = time.monotonic()
-    modules = assignment.load_submission(Path(submission_dir))
-    runnable = [m.spec() for m in modules if m.error is None]
+def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, results_path: str | None,
+           public_only: bool, echo: bool, zygote: Zygote | None) -> Outcome:
     # hidden tests need a worker that cannot read them (the public checks are public anyway),
     # unless the instructor said otherwise for trusted code (mlgrade run/grade --unsafe-no-isolation)
     unsafe = os.environ.get(UNSAFE_ENV) == "1"
