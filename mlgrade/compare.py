@@ -1,10 +1,11 @@
 """Comparison of a submission's values with expected ones: one entry point, assert_close.
 
 Modelled on torch.testing.assert_close: each kind of expected value (tensor, array, number,
-sequence, mapping) has a small pair class; pairs check attributes first (type, shape,
-dtype), then values, and return an error record; only :func:`assert_close` raises. Messages
-follow numpy.testing: tolerances, count and share of mismatches, the largest absolute and
-relative difference with its index, a few offending entries; every part bounded.
+sequence, mapping) has a small comparison function; each checks attributes first (type,
+shape, dtype), then values, and returns an error record; only :func:`assert_close` raises.
+Messages follow numpy.testing: tolerances, count and share of mismatches, the largest
+absolute and relative difference with its index, a few offending entries, each pair of
+values printed with as many digits as it takes to show that they differ; every part bounded.
 """
 from __future__ import annotations
 
@@ -70,12 +71,21 @@ def _expected_array(expected: np.ndarray) -> str:
     return f"expected {_article(name)} {name} numpy.ndarray of shape {tuple(expected.shape)}"
 
 
-def _fmt(v) -> str:
+def _fmt(v, digits: int = 6) -> str:
     if isinstance(v, np.ndarray) and v.ndim == 0:
         v = v[()]
     if isinstance(v, (float, np.floating)):
-        return f"{float(v):.6g}"
+        return f"{float(v):.{digits}g}"
     return repr(v.item() if hasattr(v, "item") else v)
+
+
+def _fmt_pair(a, e) -> tuple[str, str]:
+    """Both values with as many significant digits (6 to 17) as it takes to tell them apart."""
+    for digits in range(6, 18):
+        got, expected = _fmt(a, digits), _fmt(e, digits)
+        if got != expected:
+            break
+    return got, expected
 
 
 def _index(idx) -> str:
@@ -135,7 +145,7 @@ def _report(bad, a, e, rtol, atol, header, nan=False) -> str:
     if bad.ndim:
         lines.append(f"Mismatched elements: {n_bad} / {n} ({100.0 * n_bad / n:.3g}%)")
     if not bad.ndim:
-        lines.append(f"got {_fmt(a)}, expected {_fmt(e)}")
+        lines.append("got {}, expected {}".format(*_fmt_pair(a, e)))
         return "\n".join(lines)
     if not nan and np.issubdtype(a.dtype, np.number) and a.dtype != bool:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -146,14 +156,14 @@ def _report(bad, a, e, rtol, atol, header, nan=False) -> str:
         worst = np.unravel_index(int(np.argmax(masked)), bad.shape) if bad.ndim else ()
         worst_rel = np.unravel_index(int(np.argmax(np.where(bad, rel, -1.0))), bad.shape) if bad.ndim else ()
         lines.append(f"Max absolute difference: {_fmt(diff[worst])} at index {_index(worst)}"
-                     f" (got {_fmt(a[worst])}, expected {_fmt(e[worst])})")
+                     " (got {}, expected {})".format(*_fmt_pair(a[worst], e[worst])))
         lines.append(f"Max relative difference: {_fmt(rel[worst_rel])} at index {_index(worst_rel)}")
     shown = np.argwhere(bad)[:SHOWN_ENTRIES]
     if len(shown):
         lines.append("First mismatches (index: got vs expected):")
         for idx in shown:
             idx = tuple(idx)
-            lines.append(f"  {_index(idx)}: {_fmt(a[idx])} vs {_fmt(e[idx])}")
+            lines.append("  {}: {} vs {}".format(_index(idx), *_fmt_pair(a[idx], e[idx])))
     return "\n".join(lines)
 
 

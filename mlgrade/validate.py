@@ -4,6 +4,9 @@ The reference must score 100%, the blank template 0%, and every mutant under
 ``tests/mutants/<assignment>/`` must lose points on each test it names. A mutant is a TOML
 file: ``description``, ``file``, ``must_fail`` (test-name prefixes) and ``[[replace]]``
 tables of ``old``/``new`` text applied to the reference file (``old`` must occur once).
+Trivial submissions generated from the reference (:mod:`mlgrade.trivial`: every contract
+function returns zeros of the reference's answer, its first argument, None, or raises
+NotImplementedError) must earn no point at all.
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlgrade.dependencies import undeclared_imports
+from mlgrade.results import earned
 from mlgrade.runner import grade
+from mlgrade.trivial import TRIVIAL_KINDS, write_patched
 from mlgrade.forkserver import Zygote
 
 __all__ = ["Mutant", "MutantError", "load_mutant", "load_mutants", "apply_mutant", "validate", "check_mutant"]
@@ -96,8 +101,6 @@ def apply_mutant(mutant: Mutant, reference_dir: Path, target: Path) -> None:
 
 def check_mutant(mutant: Mutant, tests) -> tuple[bool, str]:
     """A mutant is caught when, for each must_fail prefix, some test it names lost points."""
-    from mlgrade.results import earned
-
     problems = []
     for prefix in mutant.must_fail:
         named = [t for t in tests if t.name.startswith(prefix)]
@@ -138,6 +141,15 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
                 if want == "full" and not ok:
                     detail += "\n" + "\n".join(t.output[:500] for t in outcome.tests if not t.passed)[:3000]
                 report.verdicts.append(Verdict(label, ok, total, maximum, detail))
+                _progress(console, report.verdicts[-1])
+            for kind in TRIVIAL_KINDS:  # answers that did nothing must earn nothing
+                staged = work / f"trivial-{kind}"
+                write_patched(assignment, kind, staged)
+                outcome = grade(assignment, staged, zygote=zygote)
+                earning = [t.name for t in outcome.tests if earned(t) > 0]
+                detail = f"{len(earning)} tests give points: " + "; ".join(earning[:8]) if earning else ""
+                report.verdicts.append(Verdict(f"trivial {kind}", not earning, outcome.results["score"],
+                                               sum(t.max_score for t in outcome.tests), detail))
                 _progress(console, report.verdicts[-1])
         for mutant in load_mutants(assignment.mutants_dir):
             if only and only not in mutant.name:

@@ -63,11 +63,23 @@ def test_default_tolerances_follow_the_expected_dtype():
     assert_close(torch.tensor([1.0 + 1e-6]), torch.tensor([1.0]))  # float32: rtol 1.3e-6
     with raises("result: Not equal to tolerance rtol=1e-07, atol=1e-07\n"
                 "Mismatched elements: 1 / 1 (100%)\n"
-                "Max absolute difference: 1e-06 at index [0] (got 1, expected 1)\n"
+                "Max absolute difference: 1e-06 at index [0] (got 1.000001, expected 1)\n"
                 "Max relative difference: 1e-06 at index [0]\n"
                 "First mismatches (index: got vs expected):\n"
-                "  [0]: 1 vs 1"):
+                "  [0]: 1.000001 vs 1"):
         assert_close(np.array([1.0 + 1e-6]), np.array([1.0]))
+
+
+def test_values_that_differ_are_printed_with_the_digits_that_show_the_difference():
+    with raises("result: Not equal to tolerance rtol=1e-09, atol=1e-09\n"
+                "Mismatched elements: 1 / 2 (50%)\n"
+                "Max absolute difference: 2.15793e-07 at index [0] (got 4.1479302, expected 4.14793)\n"
+                "Max relative difference: 5.20243e-08 at index [0]\n"
+                "First mismatches (index: got vs expected):\n"
+                "  [0]: 4.1479302 vs 4.14793"):
+        assert_close(np.array([4.14793 + 2.15793e-07, 2.0]), np.array([4.14793, 2.0]), rtol=1e-9, atol=1e-9)
+    with raises("result: Not equal to tolerance rtol=1e-09, atol=1e-09\ngot 4.1479302, expected 4.14793"):
+        assert_close(4.14793 + 2.15793e-07, 4.14793, rtol=1e-9, atol=1e-9)
 
 
 def test_equal_infinities_pass_and_equal_nan_is_opt_in():

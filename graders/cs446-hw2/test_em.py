@@ -57,10 +57,12 @@ def test_e_step_784(rng):
     close(hw2.e_step(X, pi, P), ref.e_step(X, pi, P), name="eta")
 
 
-@check("e_step: leaves X, pi and P unchanged")
+@check("e_step: correct, and leaves X, pi and P unchanged")
 def test_e_step_inputs(rng):
     X, pi, P = small_problem(rng, 3, 8, 10)
-    assert_unchanged(hw2.e_step.call(X, pi, P), "e_step", ["X", "pi", "P"])
+    result = hw2.e_step.call(X, pi, P)
+    close(result.value, ref.e_step(X, pi, P), name="eta")
+    assert_unchanged(result, "e_step", ["X", "pi", "P"])
 
 
 @check("m_step: closed forms of pi and P, K={K}, D={D}")
@@ -71,11 +73,13 @@ def test_m_step(rng, K, D, n):
     close(hw2.m_step(X, eta), ref.m_step(X, eta), name="(pi, P)")
 
 
-@check("m_step: leaves X and eta unchanged")
+@check("m_step: correct, and leaves X and eta unchanged")
 def test_m_step_inputs(rng):
     X = (rng.random((10, 6)) < 0.5).astype(float)
     eta = rng.dirichlet(np.ones(3), size=10)
-    assert_unchanged(hw2.m_step.call(X, eta), "m_step", ["X", "eta"])
+    result = hw2.m_step.call(X, eta)
+    close(result.value, ref.m_step(X, eta), name="(pi, P)")
+    assert_unchanged(result, "m_step", ["X", "eta"])
 
 
 @check("log_likelihood: small problem, K={K}, D={D}")
@@ -97,7 +101,7 @@ def test_em_reference():
     close(hw2.em(X, pi0, P0, 8), ref.em(X, pi0, P0, 8), name="(pi, P, history)")
 
 
-@check("em: the log-likelihood history never decreases ({label})", weight=2)
+@check("em: the log-likelihood history never decreases and ends at that of the returned (pi, P) ({label})", weight=2)
 @pytest.mark.parametrize("label", ["K=4, D=20, 30 iterations", "K=3, D=784, 8 iterations"])
 def test_em_monotone(rng, label):
     if label.startswith("K=4"):
@@ -105,8 +109,13 @@ def test_em_monotone(rng, label):
         n_iter = 30
     else:
         (X, pi0, P0), n_iter = clustered_problem(), 8
-    history = np.asarray(hw2.em(X, pi0, P0, n_iter)[2], dtype=float)
+    pi, P, history = hw2.em(X, pi0, P0, n_iter)
+    history = np.asarray(history, dtype=float)
     assert history.shape == (n_iter,), f"history has shape {history.shape}; expected {n_iter} values, one per iteration"
+    # a constant history never decreases: it must also be the log-likelihood the iterations reached
+    with np.errstate(all="ignore"):
+        final = ref.log_likelihood(X, np.asarray(pi, dtype=float), np.asarray(P, dtype=float))
+    close(history[-1], final, name="history[-1], the log-likelihood of the returned (pi, P)")
     assert np.isfinite(history).all(), f"history is not finite: {history[:5]}..."
     # EM's log-likelihood is non-decreasing in exact arithmetic; allow round-off only
     drops = np.flatnonzero(np.diff(history) < -1e-9 * np.abs(history[:-1]))
@@ -114,7 +123,9 @@ def test_em_monotone(rng, label):
                             f"{history[drops[0]]:.10g} -> {history[drops[0] + 1]:.10g}")
 
 
-@check("em: leaves X, pi0 and P0 unchanged")
+@check("em: correct, and leaves X, pi0 and P0 unchanged")
 def test_em_inputs(rng):
     X, pi0, P0 = small_problem(rng, 3, 8, 30)
-    assert_unchanged(hw2.em.call(X, pi0, P0, 3), "em", ["X", "pi0", "P0", "n_iter"])
+    result = hw2.em.call(X, pi0, P0, 3)
+    close(result.value, ref.em(X, pi0, P0, 3), name="(pi, P, history)")
+    assert_unchanged(result, "em", ["X", "pi0", "P0", "n_iter"])
