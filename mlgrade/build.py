@@ -286,6 +286,9 @@ def build_student(assignment: Assignment, out_dir: Path) -> Path:
         with zipfile.ZipFile(target.with_suffix(".zip.part"), "w") as zf:
             for name in _add_tree(zf, assignment.template_dir, f"{top}/{top}"):
                 listing.append(f"- `{name.removeprefix(top + '/')}`: template or helper")
+            for helper in assignment.helpers:  # the one copy in the package, which the autograder loads too
+                _write(zf, f"{top}/{top}/{helper}", (assignment.package_dir / helper).read_bytes())
+                listing.append(f"- `{top}/{helper}`: given with the sheet (keep it next to your notebook)")
             public = [p for p in _files(assignment.package_dir)
                       if p.name.startswith("test_public") or p.suffix in (".json", ".npz")]
             for p in public:

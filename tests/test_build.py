@@ -23,10 +23,17 @@ def _assignment(aid):
 
 
 def reference_bodies(a) -> dict[str, str]:
+    """Function bodies of the reference's .py files and notebooks, but those the template gives too
+    (a notebook's given helpers, such as the sheet's ``forward``, are public by design)."""
     found = {}
-    for path in sorted(a.reference_dir.glob("*.py")):
-        for dump, name in function_bodies(path.read_text()).items():
+    for path in sorted(a.reference_dir.glob("*.py")) + sorted(a.reference_dir.glob("*.ipynb")):
+        source = notebook_source(path.read_text()) if path.suffix == ".ipynb" else path.read_text()
+        for dump, name in function_bodies(source).items():
             found[dump] = f"{path.name}:{name}"
+    given = [(p.name, p.read_bytes()) for p in sorted(a.template_dir.glob("*")) if p.suffix in (".py", ".ipynb")]
+    for _, source in python_sources(given):
+        for dump in function_bodies(source):
+            found.pop(dump, None)
     return found
 
 
@@ -71,8 +78,9 @@ def test_comparison_is_not_vacuous(aid):
     """The check below would see the reference, and a mutant of it, if either leaked."""
     a = _assignment(aid)
     ref = reference_bodies(a)
-    assert len(ref) >= 5, f"too few reference functions to compare: {sorted(ref.values())}"
-    items = [(p.name, p.read_bytes()) for p in a.reference_dir.glob("*.py")]
+    functions = sum(len(names) for names in a.exercises.values())
+    assert len(ref) >= min(5, functions), f"too few reference functions to compare: {sorted(ref.values())}"
+    items = [(p.name, p.read_bytes()) for p in sorted(a.reference_dir.glob("*")) if p.suffix in (".py", ".ipynb")]
     assert len(leaks(a, items)) == len(ref)
 
 
@@ -87,6 +95,8 @@ def test_student_bundle_has_no_reference(aid, tmp_path):
         assert f"{aid}/{aid}/{template.relative_to(a.template_dir).as_posix()}" in names
     for public in a.public_tests():
         assert f"{aid}/public_checks/{public.name}" in names
+    for helper in a.helpers:  # next to the template, as the package (and the autograder) has it
+        assert dict(items)[f"{aid}/{aid}/{helper}"] == (a.package_dir / helper).read_bytes()
     readme = dict(items)[f"{aid}/README.md"].decode()
     assert f"mlgrade check {aid}" in readme and "pip install mlgrade-" in readme
     assert any(n.endswith(".whl") for n in names)

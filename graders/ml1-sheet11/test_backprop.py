@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mlgrade import assert_close, assert_unchanged, check, fetch, student
+from mlgrade.assignments.ml1_sheet11.moons_network import finite_differences
 from mlgrade.notebook_state import reference_notebook, set_globals
 
 sheet11 = student("sheet11")
@@ -28,29 +29,6 @@ def network(rng, n, nh):
     B = rng.normal(0, 1, nh)
     V = rng.normal(0, 1 / nh ** 0.5, nh)
     return X1, X2, T, W, B, V
-
-
-def error(X1, X2, T, W, B, V):
-    Y = np.maximum(0, np.outer(X1, W[0]) + np.outer(X2, W[1]) + B) @ V
-    return np.maximum(0, -Y * T).mean()
-
-
-def finite_differences(X1, X2, T, W, B, V, h=1e-6):
-    """Central differences of E with respect to every entry of W, B and V."""
-    params = [W.copy(), B.copy(), V.copy()]
-    grads = []
-    for p in params:
-        g = np.zeros_like(p)
-        for i in np.ndindex(p.shape):
-            saved = p[i]
-            p[i] = saved + h
-            up = error(X1, X2, T, *params)
-            p[i] = saved - h
-            down = error(X1, X2, T, *params)
-            p[i] = saved
-            g[i] = (up - down) / (2 * h)
-        grads.append(g)
-    return tuple(grads)
 
 
 def reference_backprop(X1, X2, T, W, B, V):
@@ -115,12 +93,10 @@ def test_finite_differences(rng, nh):
 
 
 def kinked_network():
-    """Dyadic values (every sum and product exact) with a hidden unit at z == 0 and a point at y == 0.
+    """Dyadic values (every sum and product exact): a hidden unit at z == 0 where the gradient flows.
 
-    Point 0 (t=+1) is misclassified (y < 0) and has z == 0 exactly at unit 2, whose v is not
-    0: with the derivative 1 at z == 0, unit 2's weights would get a gradient from it.
-    Point 1 (t=+1) has y == 0 exactly (units 0 and 1 active, with v_0 = -v_1): with the
-    derivative 1 at -y t == 0, it would add to the gradient of V.
+    Point 0 (t=+1) is misclassified (y = -0.25) and has z == 0 exactly at unit 2, whose v is
+    not 0: with the derivative 1 at z == 0, unit 2's weights would get a gradient from it.
     """
     X1 = np.array([1.0, 0.5])
     X2 = np.array([0.5, -1.0])
@@ -134,7 +110,10 @@ def kinked_network():
 def kink_case(which):
     X1, X2, T, W, B, V = kinked_network()
     if which == "y":
-        V = np.array([-0.5, 0.5, 0.0, 0.25])  # point 1: y = -0.5 + 0.5 = 0; point 0: y = 0 - 0.25 < 0
+        # unit 3 active at point 0 only (z = 1.5, -0.5): point 0 has y = -0.375 < 0 (misclassified)
+        # and point 1 has y = -0.5 * 1 + 0.5 * 1 = 0 exactly, while its units 0, 1, 2 are active
+        W[:, 3], B[3] = [1.0, 1.0], 0.0
+        V = np.array([-0.5, 0.5, 0.0, -0.25])
     return X1, X2, T, W, B, V
 
 
