@@ -1,148 +1,39 @@
-"""Reference solution of ml-hw6: batch norm, VAE, SVM, HMM, subpixel convolution.
+"""Homework 6: batch norm, VAE, SVM, HMM, subpixel convolution.
 
-The names and signatures are the student-facing contract of ASSIGNMENTS.md
-("ml-hw6"). numpy float64 everywhere except `reparameterize` and `kl_loss`,
-which work on torch tensors (float32 on the sheet) and stay differentiable.
-No function modifies its arguments.
+Fill in every function below and submit this file as `hw6.py` (or the
+notebook `hw6.ipynb`). Do not rename the functions or change their
+signatures: the autograder calls them by name.
+
+General rules
+- numpy functions take float64 arrays and return float64 arrays (or Python
+  floats / int64 arrays where stated). `reparameterize` and `kl_loss` take
+  and return torch tensors (float32) and must stay differentiable.
+- Never modify the arrays or tensors you are given (no `x -= ...` on an
+  input): work on new arrays. The grader checks this.
+- Your code is compared with a reference solution on random inputs of
+  several shapes and on the worked examples quoted below.
 """
 
 import numpy as np
 import torch
 from cvxopt import matrix, solvers
+from scipy.special import logsumexp  # noqa: F401  (handy for log-domain sums)
 
 
 # ---------------------------------------------------------------------------
-# Batch normalisation (training mode)
+# 1. Batch normalisation (training mode)
 # ---------------------------------------------------------------------------
 
-def batchnorm_forward(x, gamma, beta, eps=1e-5):
-    """Batch norm of x (N, D) over the batch axis, as torch's BatchNorm1d in training mode.
-
-    Uses the batch mean and the biased batch variance. Returns (out, cache),
-    out (N, D) and cache = (x_hat, gamma, inv_std) for `batchnorm_backward`.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    gamma = np.asarray(gamma, dtype=np.float64)
-    beta = np.asarray(beta, dtype=np.float64)
-    mu = x.mean(axis=0)
-    xc = x - mu
-    var = (xc ** 2).mean(axis=0)          # biased: divide by N
-    inv_std = 1.0 / np.sqrt(var + eps)
-    x_hat = xc * inv_std
-    out = gamma * x_hat + beta
-    cache = (x_hat, gamma, inv_std)
-    return out, cache
-
-
-def batchnorm_backward(dout, cache):
-    """Gradients (dx, dgamma, dbeta) of batch norm given the upstream gradient dout (N, D).
-
-    Compact form: dx = inv_std / N * (N*dx_hat - sum(dx_hat) - x_hat*sum(dx_hat*x_hat)),
-    with dx_hat = dout * gamma and sums over the batch axis.
-    """
-    x_hat, gamma, inv_std = cache
-    dout = np.asarray(dout, dtype=np.float64)
-    n = dout.shape[0]
-    dbeta = dout.sum(axis=0)
-    dgamma = (dout * x_hat).sum(axis=0)
-    dx_hat = dout * gamma
-    dx = (inv_std / n) * (n * dx_hat
-                          - dx_hat.sum(axis=0)
-                          - x_hat * (dx_hat * x_hat).sum(axis=0))
-    return dx, dgamma, dbeta
-
-
-# ---------------------------------------------------------------------------
-# VAE
-# ---------------------------------------------------------------------------
-
-def reparameterize(mu, log_sigma, eps):
-    """Reparameterisation trick z = mu + exp(log_sigma) * eps (torch, differentiable)."""
-    return mu + torch.exp(log_sigma) * eps
-
-
-def kl_loss(mu, log_sigma):
-    """KL(N(mu, sigma^2) || N(0, 1)) = 1/2 sum(mu^2 + sigma^2 - log sigma^2 - 1).
-
-    Summed over every element; sigma = exp(log_sigma). Returns a 0-d tensor.
-    """
-    return 0.5 * torch.sum(mu ** 2 + torch.exp(2 * log_sigma) - 2 * log_sigma - 1)
-
-
-# ---------------------------------------------------------------------------
-# Hard-margin linear SVM through the dual QP
-# ---------------------------------------------------------------------------
+# BEGIN HIDDEN
+# Reference solution of ml-hw6: batch norm, VAE, SVM, HMM, subpixel convolution.
+#
+# The names and signatures are the student-facing contract of ASSIGNMENTS.md
+# ("ml-hw6"). numpy float64 everywhere except `reparameterize` and `kl_loss`,
+# which work on torch tensors (float32 on the sheet) and stay differentiable.
+# No function modifies its arguments.
 
 _QP_OPTIONS = {"show_progress": False, "abstol": 1e-10, "reltol": 1e-10,
                "feastol": 1e-10, "maxiters": 200}
-
-
-def svm_fit(X, y):
-    """Hard-margin linear SVM trained through its dual QP with cvxopt.
-
-    X (n, D), y (n,) in {-1, +1}. Solves
-        min_a 1/2 a^T P a - 1^T a  s.t.  a >= 0,  y^T a = 0,   P_ij = y_i y_j x_i.x_j
-    and returns (w, b, alpha): w (D,) float64 ndarray, b Python float,
-    alpha (n,) float64 ndarray.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    n = X.shape[0]
-    # Solve for X / s with s = max|X|: the QP then has multipliers of order 1,
-    # which the solver's absolute tolerance handles well. Mapping back is exact:
-    # w = w_s / s, b = b_s, alpha = alpha_s / s^2.
-    s = np.abs(X).max()
-    s = s if s > 0 else 1.0
-    Yx = y[:, None] * (X / s)
-    P = matrix(Yx @ Yx.T)
-    q = matrix(-np.ones(n))
-    G = matrix(-np.eye(n))
-    h = matrix(np.zeros(n))
-    A = matrix(y.reshape(1, n))
-    b = matrix(0.0)
-    sol = solvers.qp(P, q, G, h, A, b, options=_QP_OPTIONS)
-    alpha = np.array(sol["x"], dtype=np.float64).reshape(-1) / s ** 2
-    w = (y[:, None] * X).T @ alpha
-    # The interior-point solver never returns exact zeros: non-support vectors
-    # come back as alpha ~ 1e-10 (the tolerances above). A threshold relative to
-    # the largest multiplier is independent of the scale of X, and 1e-6 sits far
-    # above the solver's noise and far below any genuine support vector's alpha.
-    # Averaging y_s - w.x_s over all support vectors cancels the solver's error
-    # instead of inheriting the error of one point.
-    sv = alpha > 1e-6 * alpha.max()
-    b_val = float(np.mean(y[sv] - X[sv] @ w))
-    return w, b_val, alpha
-
-
-# ---------------------------------------------------------------------------
-# Hidden Markov models
-# ---------------------------------------------------------------------------
-
-def forward(A, B, pi, O):
-    """Unscaled forward variables alpha (T, N): alpha[t, i] = P(o_0..o_t, q_t = i)."""
-    A, B, pi = (np.asarray(m, dtype=np.float64) for m in (A, B, pi))
-    O = np.asarray(O, dtype=np.int64)
-    T, N = len(O), A.shape[0]
-    alpha = np.zeros((T, N))
-    alpha[0] = pi * B[:, O[0]]
-    for t in range(1, T):
-        alpha[t] = (alpha[t - 1] @ A) * B[:, O[t]]
-    return alpha
-
-
-def backward(A, B, O):
-    """Unscaled backward variables beta (T, N).
-
-    beta[t, i] = P(o_{t+1}..o_{T-1} | q_t = i), and beta[T-1] = 1.
-    """
-    A, B = (np.asarray(m, dtype=np.float64) for m in (A, B))
-    O = np.asarray(O, dtype=np.int64)
-    T, N = len(O), A.shape[0]
-    beta = np.zeros((T, N))
-    beta[T - 1] = 1.0
-    for t in range(T - 2, -1, -1):
-        beta[t] = A @ (B[:, O[t + 1]] * beta[t + 1])
-    return beta
 
 
 def _scaled_forward(A, B, pi, O):
@@ -175,24 +66,258 @@ def _scaled_backward(A, B, O, c):
     return beta
 
 
-def sequence_log_likelihood(A, B, pi, O):
-    """log P(O | A, B, pi) as a Python float, via a scaled forward pass (finite for long T).
+# END HIDDEN
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    """Forward pass of batch normalisation in training mode.
 
-    -inf if the sequence is impossible under the model.
+    Args:
+        x: (N, D) float64 array, a batch of N examples with D features.
+        gamma: (D,) scale.  beta: (D,) shift.
+        eps: added to the variance before the square root.
+
+    Returns:
+        (out, cache): out (N, D) with
+            out = gamma * (x - mean) / sqrt(var + eps) + beta,
+        where mean and var are taken over the batch (axis 0) and var is the
+        BIASED variance (divide by N, not N - 1): exactly what
+        torch.nn.BatchNorm1d computes in training mode.
+        cache: anything your `batchnorm_backward` needs (e.g. a tuple).
     """
+    # BEGIN SOLUTION
+    x = np.asarray(x, dtype=np.float64)
+    gamma = np.asarray(gamma, dtype=np.float64)
+    beta = np.asarray(beta, dtype=np.float64)
+    mu = x.mean(axis=0)
+    xc = x - mu
+    var = (xc ** 2).mean(axis=0)          # biased: divide by N
+    inv_std = 1.0 / np.sqrt(var + eps)
+    x_hat = xc * inv_std
+    out = gamma * x_hat + beta
+    cache = (x_hat, gamma, inv_std)
+    return out, cache
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError
+    # END STUB
+
+
+def batchnorm_backward(dout, cache):
+    """Backward pass of batch normalisation in training mode.
+
+    Args:
+        dout: (N, D) gradient of the loss with respect to `out`.
+        cache: the cache returned by your `batchnorm_forward`.
+
+    Returns:
+        (dx, dgamma, dbeta): arrays of shapes (N, D), (D,), (D,), the
+        gradients of the loss with respect to x, gamma and beta. Remember
+        that the batch mean and variance depend on x too.
+    """
+    # BEGIN SOLUTION
+    x_hat, gamma, inv_std = cache
+    dout = np.asarray(dout, dtype=np.float64)
+    n = dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat).sum(axis=0)
+    dx_hat = dout * gamma
+    dx = (inv_std / n) * (n * dx_hat
+                          - dx_hat.sum(axis=0)
+                          - x_hat * (dx_hat * x_hat).sum(axis=0))
+    return dx, dgamma, dbeta
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError
+    # END STUB
+
+
+# ---------------------------------------------------------------------------
+# 2. Variational autoencoder (torch)
+# ---------------------------------------------------------------------------
+
+def reparameterize(mu, log_sigma, eps):
+    """Reparameterisation trick.
+
+    Args:
+        mu, log_sigma, eps: float32 tensors of the same shape; eps ~ N(0, 1)
+            is given to you (do not draw your own noise).
+
+    Returns:
+        z = mu + sigma * eps with sigma = exp(log_sigma), a tensor of the same
+        shape. Gradients must flow back to mu and log_sigma (use torch
+        operations only; no .detach(), no .numpy()).
+    """
+    # BEGIN SOLUTION
+    return mu + torch.exp(log_sigma) * eps
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError
+    # END STUB
+
+
+def kl_loss(mu, log_sigma):
+    """KL divergence between N(mu, sigma^2) and N(0, 1).
+
+    Args:
+        mu, log_sigma: float32 tensors of the same shape (any shape).
+
+    Returns:
+        A 0-dimensional tensor:
+            1/2 * sum(mu^2 + sigma^2 - log(sigma^2) - 1),  sigma = exp(log_sigma),
+        SUMMED over every element (not averaged), differentiable.
+    """
+    # BEGIN SOLUTION
+    return 0.5 * torch.sum(mu ** 2 + torch.exp(2 * log_sigma) - 2 * log_sigma - 1)
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError
+    # END STUB
+
+
+# ---------------------------------------------------------------------------
+# 3. Hard-margin linear SVM through the dual QP (cvxopt)
+# ---------------------------------------------------------------------------
+
+def svm_fit(X, y):
+    """Train a hard-margin linear SVM by solving its dual with cvxopt.solvers.qp.
+
+    Args:
+        X: (n, D) float64 array of linearly separable points.
+        y: (n,) labels in {-1, +1}.
+
+    Returns:
+        (w, b, alpha): w (D,) float64 array, b a Python float, alpha (n,)
+        float64 array of dual variables, such that sign(X @ w + b) predicts y.
+
+    Solve the dual QP (write it in cvxopt's form
+    min 1/2 a^T P a + q^T a  s.t.  G a <= h,  A a = b) with both the
+    constraints alpha >= 0 and sum_i alpha_i y_i = 0. Then
+    w = sum_i alpha_i y_i x_i, and b comes from the support vectors
+    (alpha_i > 0; the solver returns tiny positive values instead of exact
+    zeros, so use a threshold). Pass options={"show_progress": False}.
+
+    Worked example: X = [[1, -1], [-1, -1]], y = [1, -1] gives
+    w = [1, 0], b = 0, alpha = [1/2, 1/2].
+
+    Using scikit-learn's SVM (or any other ready-made SVM) is not accepted.
+    """
+    # BEGIN SOLUTION
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    n = X.shape[0]
+    # Solve for X / s with s = max|X|: the QP then has multipliers of order 1,
+    # which the solver's absolute tolerance handles well. Mapping back is exact:
+    # w = w_s / s, b = b_s, alpha = alpha_s / s^2.
+    s = np.abs(X).max()
+    s = s if s > 0 else 1.0
+    Yx = y[:, None] * (X / s)
+    P = matrix(Yx @ Yx.T)
+    q = matrix(-np.ones(n))
+    G = matrix(-np.eye(n))
+    h = matrix(np.zeros(n))
+    A = matrix(y.reshape(1, n))
+    b = matrix(0.0)
+    sol = solvers.qp(P, q, G, h, A, b, options=_QP_OPTIONS)
+    alpha = np.array(sol["x"], dtype=np.float64).reshape(-1) / s ** 2
+    w = (y[:, None] * X).T @ alpha
+    # The interior-point solver never returns exact zeros: non-support vectors
+    # come back as alpha ~ 1e-10 (the tolerances above). A threshold relative to
+    # the largest multiplier is independent of the scale of X, and 1e-6 sits far
+    # above the solver's noise and far below any genuine support vector's alpha.
+    # Averaging y_s - w.x_s over all support vectors cancels the solver's error
+    # instead of inheriting the error of one point.
+    sv = alpha > 1e-6 * alpha.max()
+    b_val = float(np.mean(y[sv] - X[sv] @ w))
+    return w, b_val, alpha
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError
+    # END STUB
+
+
+# ---------------------------------------------------------------------------
+# 4. Hidden Markov models
+# ---------------------------------------------------------------------------
+# N states, symbols 0..M-1. A (N, N) row-stochastic transition matrix
+# (A[i, j] = P(q_{t+1} = j | q_t = i)), B (N, M) emission matrix
+# (B[i, k] = P(o_t = k | q_t = i)), pi (N,) initial distribution,
+# O (T,) integer observation sequence. Time and states are 0-based.
+
+def forward(A, B, pi, O):
+    """Forward variables, UNSCALED.
+
+    Returns:
+        alpha: (T, N) float64 array with alpha[t, i] = P(o_0, ..., o_t, q_t = i).
+        No scaling or normalisation here (Rabiner's definition).
+    """
+    # BEGIN SOLUTION
+    A, B, pi = (np.asarray(m, dtype=np.float64) for m in (A, B, pi))
+    O = np.asarray(O, dtype=np.int64)
+    T, N = len(O), A.shape[0]
+    alpha = np.zeros((T, N))
+    alpha[0] = pi * B[:, O[0]]
+    for t in range(1, T):
+        alpha[t] = (alpha[t - 1] @ A) * B[:, O[t]]
+    return alpha
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError
+    # END STUB
+
+
+def backward(A, B, O):
+    """Backward variables, UNSCALED.
+
+    Returns:
+        beta: (T, N) float64 array with
+        beta[t, i] = P(o_{t+1}, ..., o_{T-1} | q_t = i) and beta[T-1] = 1.
+    """
+    # BEGIN SOLUTION
+    A, B = (np.asarray(m, dtype=np.float64) for m in (A, B))
+    O = np.asarray(O, dtype=np.int64)
+    T, N = len(O), A.shape[0]
+    beta = np.zeros((T, N))
+    beta[T - 1] = 1.0
+    for t in range(T - 2, -1, -1):
+        beta[t] = A @ (B[:, O[t + 1]] * beta[t + 1])
+    return beta
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError
+    # END STUB
+
+
+def sequence_log_likelihood(A, B, pi, O):
+    """log P(O | A, B, pi) as a Python float.
+
+    Must stay finite for long sequences (the grader uses T = 2000, where the
+    unscaled forward variables underflow to 0): use a scaled forward pass
+    or work with logs. Return -inf only if the sequence is impossible.
+    """
+    # BEGIN SOLUTION
     A, B, pi = (np.asarray(m, dtype=np.float64) for m in (A, B, pi))
     O = np.asarray(O, dtype=np.int64)
     _, c = _scaled_forward(A, B, pi, O)
     if np.any(c == 0.0):
         return float("-inf")
     return float(np.sum(np.log(c)))
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError
+    # END STUB
 
 
 def viterbi(A, B, pi, O):
-    """Most likely state path (T,) int64, computed in the log domain.
+    """Most likely state sequence.
 
-    Ties (at each max and in the final state) go to the lower state index.
+    Returns:
+        path: (T,) int64 array of 0-based states maximising P(q, O).
+        Work in the log domain (must work for T = 2000; zero probabilities
+        are allowed: log 0 = -inf, without warnings). When several states
+        tie for a maximum, take the LOWER state index (what np.argmax does),
+        both in the recursion and for the final state; recover the path by
+        backtracking.
     """
+    # BEGIN SOLUTION
     A, B, pi = (np.asarray(m, dtype=np.float64) for m in (A, B, pi))
     O = np.asarray(O, dtype=np.int64)
     T, N = len(O), A.shape[0]
@@ -210,17 +335,33 @@ def viterbi(A, B, pi, O):
     for t in range(T - 2, -1, -1):
         path[t] = psi[t + 1, path[t + 1]]
     return path
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError
+    # END STUB
 
 
 def baum_welch(A, B, pi, O, n_iter=100):
-    """Baum-Welch re-estimation of (A, B, pi) from the single sequence O, n_iter iterations.
+    """Re-estimate (A, B, pi) from the single sequence O with n_iter Baum-Welch iterations.
 
-    Uses scaled forward/backward variables (works for long T). A state whose
-    expected occupancy is zero keeps its previous row: of A if it is never
-    occupied at t = 0..T-2, of B if it is never occupied at t = 0..T-1.
-    If O is impossible under the current parameters there is nothing to
-    re-estimate and the current parameters are returned.
+    Returns:
+        (A, B, pi): new float64 arrays of the same shapes (do not modify the
+        inputs).
+
+    Requirements:
+    - Must work for T = 2000: use SCALED forward/backward variables
+      internally (your unscaled `forward`/`backward` underflow there).
+    - Never return NaN: if a state's expected occupancy (sum over t of
+      gamma[t, i]) is zero, keep its previous row of A (occupancy over
+      t = 0..T-2) or of B (occupancy over t = 0..T-1) instead of dividing
+      by zero.
+
+    Worked example (three urns): A and pi uniform over 3 states,
+    B = [[4/6, 2/6], [2/6, 4/6], [3/6, 3/6]], O = [0, 0, 1, 0, 1]
+    (red, red, blue, red, blue); 100 iterations give pi = [1, 0, 0],
+    A = [[0, 0, 1], [0, 0, 1], [0, 1, 0]], B = [[1, 0], [0, 1], [1, 0]].
     """
+    # BEGIN SOLUTION
     A, B, pi = (np.array(m, dtype=np.float64) for m in (A, B, pi))
     O = np.asarray(O, dtype=np.int64)
     M = B.shape[1]
@@ -248,20 +389,36 @@ def baum_welch(A, B, pi, O, n_iter=100):
 
         A, B, pi = new_A, new_B, new_pi
     return A, B, pi
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError
+    # END STUB
 
 
 # ---------------------------------------------------------------------------
-# Subpixel (transposed) convolution, by hand
+# 5. Subpixel (transposed) convolution, by hand
 # ---------------------------------------------------------------------------
 
 def subpixel_conv(A, K, stride=2):
-    """Subpixel convolution of A (h, w) with K (kh, kw), then ReLU.
+    """Subpixel convolution of a 2-D input A (h, w) with a 2-D kernel K (kh, kw), then ReLU.
 
-    Inserts stride-1 zeros between the entries of A (size ((h-1)*stride+1,
-    (w-1)*stride+1)), zero-pads by kh-1 rows and kw-1 columns on every side,
-    slides K as a cross-correlation (valid positions only) and applies ReLU.
-    Output shape ((h-1)*stride+kh, (w-1)*stride+kw), float64.
+    Steps:
+    1. insert stride-1 zeros between neighbouring entries of A, giving a
+       ((h-1)*stride + 1, (w-1)*stride + 1) array;
+    2. zero-pad it by kh-1 rows and kw-1 columns on every side;
+    3. slide K over it as a cross-correlation (no kernel flip), valid
+       positions only;
+    4. apply ReLU.
+    Returns a float64 array of shape ((h-1)*stride + kh, (w-1)*stride + kw).
+
+    Must work for any A, K (square or not) and any integer stride >= 1.
+    Worked example: the 5x5 A and 3x3 K of the sheet with stride 2 give an
+    11x11 matrix whose first row is [18, 0, 0, 0, 0, 0, 8, 0, 3, 0, 0].
+
+    numpy only: library transposed convolutions (torch's ConvTranspose2d /
+    conv_transpose2d, ...) and pixel shuffle are not accepted.
     """
+    # BEGIN SOLUTION
     A = np.asarray(A, dtype=np.float64)
     K = np.asarray(K, dtype=np.float64)
     if int(stride) != stride or stride < 1:
@@ -279,3 +436,7 @@ def subpixel_conv(A, K, stride=2):
         for j in range(kw):
             out += K[i, j] * padded[i:i + out_h, j:j + out_w]
     return np.maximum(out, 0.0)
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError
+    # END STUB
