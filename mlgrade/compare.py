@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Mismatch", "assert_close", "DEFAULT_TOLERANCES"]
+__all__ = ["Mismatch", "assert_close", "assert_dtypes", "DEFAULT_TOLERANCES"]
 
 # (rtol, atol) by dtype, as torch.testing uses them
 DEFAULT_TOLERANCES = {
@@ -125,7 +125,7 @@ def _values(actual: np.ndarray, expected: np.ndarray, opts: Options, dtype_name:
         diff = np.abs(a - e)
         same_inf = np.isinf(a) & np.isinf(e) & (a == e)
         diff = np.where(same_inf, 0.0, diff)
-        bad = ~(diff <= atol + rtol * np.abs(e))
+        bad = ~(diff <= atol + rtol * np.abs(e)) | (np.isinf(e) & ~same_inf)  # rtol * inf would admit any value
         if opts.equal_nan:
             bad &= ~(a_nan & e_nan)
         else:
@@ -152,6 +152,7 @@ def _report(bad, a, e, rtol, atol, header, nan=False) -> str:
             diff = np.abs(a - e)
             diff = np.where(np.isnan(diff), np.inf, diff)
             rel = np.where(e != 0, diff / np.abs(e), np.inf)
+            rel = np.where(np.isnan(rel), np.inf, rel)  # a finite value where inf was expected
         masked = np.where(bad, diff, -1.0)
         worst = np.unravel_index(int(np.argmax(masked)), bad.shape) if bad.ndim else ()
         worst_rel = np.unravel_index(int(np.argmax(np.where(bad, rel, -1.0))), bad.shape) if bad.ndim else ()
@@ -346,3 +347,43 @@ def assert_close(actual, expected, *, rtol: float | None = None, atol: float | N
     if err:
         raise Mismatch(f"{err.path}: {err.message}")
 
+
+def _dtype_name(x) -> str | None:
+    if _is_tensor(x):
+        return str(x.dtype).removeprefix("torch.")
+    if isinstance(x, (np.ndarray, np.generic)):
+        return x.dtype.name
+    if isinstance(x, float):
+        return "float64"
+    return None
+
+
+def _dtypes(actual, expected, path) -> Error | None:
+    if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            err = _dtypes(a, e, f"{path}[{i}]")
+            if err:
+                return err
+        return None
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for k in expected.keys() & actual.keys():
+            err = _dtypes(actual[k], expected[k], f"{path}[{k!r}]")
+            if err:
+                return err
+        return None
+    want, got = _dtype_name(expected), _dtype_name(actual)
+    if want is None or want == got:
+        return None
+    return Error(path, f"dtype mismatch: expected {want}, got {got or _kind(actual)}")
+
+
+def assert_dtypes(actual, expected, *, name: str = "result") -> None:
+    """Raise :class:`Mismatch` unless every array, tensor and float of ``actual`` has the dtype
+    of its counterpart in ``expected`` (a Python float is float64).
+
+    The contract's dtype test of a function, beside value tests that accept any precision that
+    holds the values (``check_dtype="kind"``); shapes and values are not compared here.
+    """
+    err = _dtypes(actual, expected, name)
+    if err:
+        raise Mismatch(f"{err.path}: {err.message}")

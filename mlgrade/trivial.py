@@ -10,8 +10,8 @@ replaced by a stub with the same signature that answers in one way:
   its layers: its ``__init__`` builds a hidden reference instance that ``zeros`` asks;)
 - ``none``: None;
 - ``raises``: raises NotImplementedError;
-- ``float32``: the reference's answer with floating arrays and numbers cast to float32 (a
-  correct algorithm computed in single precision);
+- ``float32``: the reference's answer with floating numpy arrays and numbers cast to float32
+  (a correct algorithm in single precision; tensors are left alone);
 - ``unchanged``: the reference's answer itself (checks this machinery: it must score 100%).
 
 The reference's own definitions are kept under ``_mlgrade_original_<name>`` and call each
@@ -61,8 +61,8 @@ def _mlgrade_convert(kind, value):
     if isinstance(value, dict):
         return {k: _mlgrade_convert(kind, v) for k, v in value.items()}
     if torch is not None and isinstance(value, torch.Tensor):
-        if kind == "float32":
-            return value.float() if value.is_floating_point() else value
+        if kind == "float32":  # torch contracts are float32 already; float64 runs are the grader's choice
+            return value
         return value * 0 if value.requires_grad else torch.zeros_like(value)
     if isinstance(value, np.ndarray):
         if kind == "float32":

@@ -82,6 +82,18 @@ def test_values_that_differ_are_printed_with_the_digits_that_show_the_difference
         assert_close(4.14793 + 2.15793e-07, 4.14793, rtol=1e-9, atol=1e-9)
 
 
+def test_a_finite_value_never_matches_an_expected_infinity_whatever_rtol():
+    with raises("result: Not equal to tolerance rtol=1e-05, atol=1e-07\ngot 0, expected -inf"):
+        assert_close(0.0, -np.inf, rtol=1e-5)
+    with raises("result: Not equal to tolerance rtol=1e-05, atol=1e-07\n"
+                "Mismatched elements: 1 / 2 (50%)\n"
+                "Max absolute difference: inf at index [0] (got 0, expected -inf)\n"
+                "Max relative difference: inf at index [0]\n"
+                "First mismatches (index: got vs expected):\n"
+                "  [0]: 0 vs -inf"):
+        assert_close(np.array([0.0, 1.0]), np.array([-np.inf, 1.0]), rtol=1e-5)
+
+
 def test_equal_infinities_pass_and_equal_nan_is_opt_in():
     check_everywhere(np.array([np.inf, -np.inf, 1.0]), np.array([np.inf, -np.inf, 1.0]), None)
     check_everywhere(np.array([np.nan, 1.0]), np.array([np.nan, 1.0]), None, equal_nan=True)
@@ -174,7 +186,7 @@ def test_number_where_nan_was_expected_fails():
     with raises("result: Not equal to tolerance rtol=1e-07, atol=1e-07\n"
                 "Mismatched elements: 1 / 2 (50%)\n"
                 "Max absolute difference: inf at index [1] (got 2, expected nan)\n"
-                "Max relative difference: nan at index [1]\n"
+                "Max relative difference: inf at index [1]\n"
                 "First mismatches (index: got vs expected):\n"
                 "  [1]: 2 vs nan"):
         assert_close(np.array([1.0, 2.0]), np.array([1.0, np.nan]), equal_nan=True)

@@ -5,6 +5,8 @@ import pytest
 from mlgrade import assignments
 from mlgrade.validate import Mutant, MutantError, apply_mutant, check_mutant, load_mutants, validate
 from mlgrade.results import TestResult as Result
+from mlgrade.runner import grade
+from mlgrade.trivial import write_patched
 
 ASSIGNMENTS = [a.id for a in assignments.catalogue() if a.has_graders()]
 
@@ -39,3 +41,23 @@ def test_check_mutant_needs_a_lost_point_per_named_prefix():
     assert check_mutant(Mutant("m", "", "x.py", ["f: "], []), tests) == (True, "")
     assert check_mutant(Mutant("m", "", "x.py", ["g: "], []), tests) == (False, "passed every 'g: ' test")
     assert check_mutant(Mutant("m", "", "x.py", ["h: "], []), tests) == (False, "no test named 'h: '")
+
+
+# the numpy functions of each contract that asks for float64
+FLOAT64_FUNCTIONS = {
+    "ml-hw6": ["batchnorm_forward", "batchnorm_backward", "svm_fit", "forward", "backward",
+               "sequence_log_likelihood", "baum_welch", "subpixel_conv"],
+    "cs446-hw2": ["e_step", "m_step", "log_likelihood", "em"],
+}
+
+
+@pytest.mark.parametrize("assignment_id", sorted(FLOAT64_FUNCTIONS))
+def test_the_reference_in_float32_fails_only_the_dtype_tests(assignment_id, tmp_path):
+    """Right mathematics in single precision loses one point per function, the dtype's."""
+    a = assignments.get(assignment_id)
+    write_patched(a, "float32", tmp_path / "float32")
+    outcome = grade(a, tmp_path / "float32")
+    failed = sorted(t.name for t in outcome.tests if not t.passed)
+    assert failed == sorted(f"{f}: float64 results, the contract's dtype" for f in FLOAT64_FUNCTIONS[assignment_id])
+    assert outcome.results["score"] == sum(t.max_score for t in outcome.tests) - len(failed)
+

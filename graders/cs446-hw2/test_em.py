@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 from mlgrade import assert_close, assert_unchanged, check, reference, student
+from mlgrade.compare import assert_dtypes
 
 hw2 = student("hw2_EM")
 ref = reference("hw2_EM.py")
-close = partial(assert_close, rtol=1e-7, atol=1e-10, check_dtype="kind")
+# values at float32 precision (the contract's dtype is checked once per function, by test_dtype)
+close = partial(assert_close, rtol=1e-5, atol=1e-10, check_dtype="kind")
 SMALL = [(2, 5, 20), (3, 12, 40)]  # K, D, n
 
 
@@ -116,6 +118,7 @@ def test_em_monotone(rng, label):
     with np.errstate(all="ignore"):
         final = ref.log_likelihood(X, np.asarray(pi, dtype=float), np.asarray(P, dtype=float))
     close(history[-1], final, name="history[-1], the log-likelihood of the returned (pi, P)")
+    close(float(np.sum(pi)), 1.0, name="sum of the returned pi")
     assert np.isfinite(history).all(), f"history is not finite: {history[:5]}..."
     # EM's log-likelihood is non-decreasing in exact arithmetic; allow round-off only
     drops = np.flatnonzero(np.diff(history) < -1e-9 * np.abs(history[:-1]))
@@ -129,3 +132,15 @@ def test_em_inputs(rng):
     result = hw2.em.call(X, pi0, P0, 3)
     close(result.value, ref.em(X, pi0, P0, 3), name="(pi, P, history)")
     assert_unchanged(result, "em", ["X", "pi0", "P0", "n_iter"])
+
+
+@check("{function}: float64 results, the contract's dtype")
+@pytest.mark.parametrize("function", ["e_step", "m_step", "log_likelihood", "em"])
+def test_dtype(rng, function):
+    # the value tests accept any float precision that holds the values; the dtype counts here, once
+    X, pi, P = small_problem(rng, 3, 8, 30)
+    args = {"e_step": (X, pi, P), "m_step": (X, rng.dirichlet(np.ones(3), size=30)),
+            "log_likelihood": (X, pi, P), "em": (X, pi, P, 3)}[function]
+    got, want = getattr(hw2, function)(*args), getattr(ref, function)(*args)
+    close(got, want, rtol=1e-4, name=function)
+    assert_dtypes(got, want, name=function)

@@ -7,6 +7,7 @@ free. BatchNorm's weight, bias and running statistics are given random values fi
 BatchNorm would go unnoticed.
 """
 import copy
+import numbers
 from functools import cache
 
 import pytest
@@ -193,7 +194,7 @@ def test_fit_decreases():
         "fit_and_evaluate must return (train_errors, test_errors)"
     for name, r in zip(("train_errors", "test_errors"), rates):
         assert isinstance(r, (list, tuple)) and len(r) == EPOCHS, f"{name} must be a list of {EPOCHS} rates (one per epoch)"
-        assert all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in r), \
+        assert all(isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 1 for v in r), \
             f"{name} must hold misclassification rates in [0, 1], got {r}"
     train_errors = rates[0]
     assert train_errors[-1] < train_errors[0] - 0.2, \

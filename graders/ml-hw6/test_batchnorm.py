@@ -4,10 +4,13 @@ from functools import partial
 import pytest
 
 from mlgrade import assert_close, assert_unchanged, check, fetch, reference, student
+from mlgrade.compare import assert_dtypes
 
 hw6 = student("hw6")
 ref = reference("hw6.py")
-close = partial(assert_close, rtol=1e-6, atol=1e-9)
+# values at float32 precision (the contract's dtype is checked once per function, by test_dtype);
+# atol at float32's precision of values of order one: dx of N=2 is a cancellation, ~1e-4 from eps alone
+close = partial(assert_close, rtol=1e-5, atol=1e-6, check_dtype="kind")
 SIZES = [(2, 3), (8, 5), (64, 16)]
 
 
@@ -47,3 +50,19 @@ def test_backward(rng, n, d):
     cache = hw6.batchnorm_forward.remote(x, gamma, beta)[1]
     grads = hw6.batchnorm_backward(dout, cache)
     close(grads, ref.batchnorm_backward(dout, ref.batchnorm_forward(x, gamma, beta)[1]), name="(dx, dgamma, dbeta)")
+
+
+@check("{function}: float64 results, the contract's dtype")
+@pytest.mark.parametrize("function", ["batchnorm_forward", "batchnorm_backward"])
+def test_dtype(rng, function):
+    # the value tests accept any float precision that holds the values; the dtype counts here, once
+    x, gamma, beta = batch(rng, 8, 5)
+    result = hw6.batchnorm_forward.remote(x, gamma, beta)
+    if function == "batchnorm_forward":
+        got, want = fetch(result[0]), ref.batchnorm_forward(x, gamma, beta)[0]
+    else:
+        dout = rng.normal(size=(8, 5))
+        got = hw6.batchnorm_backward(dout, result[1])
+        want = ref.batchnorm_backward(dout, ref.batchnorm_forward(x, gamma, beta)[1])
+    close(got, want, rtol=1e-4, name=function)
+    assert_dtypes(got, want, name=function)

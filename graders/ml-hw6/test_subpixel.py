@@ -5,10 +5,12 @@ import pytest
 
 from mlgrade import assert_close, check, reference, refuse, student
 from mlgrade.assignments.ml_hw6.worked_examples import WORKED_A, WORKED_K
+from mlgrade.compare import assert_dtypes
 
 hw6 = student("hw6")
 ref = reference("hw6.py")
-close = partial(assert_close, rtol=1e-9, atol=1e-9)
+# values at float32 precision (the contract's dtype is checked once per function, by test_dtype)
+close = partial(assert_close, rtol=1e-5, atol=1e-8, check_dtype="kind")
 REFUSED = {
     "conv_transpose2d": "a library transposed convolution", "ConvTranspose2d": "a library transposed convolution",
     "conv_transpose1d": "a library transposed convolution", "pixel_shuffle": "pixel shuffle",
@@ -40,3 +42,12 @@ def test_random(subpixel_conv, rng, a, k, stride):
 def test_default_stride(subpixel_conv, rng):
     A, K = rng.normal(size=(4, 4)), rng.normal(size=(3, 3))
     close(subpixel_conv(A, K), ref.subpixel_conv(A, K, 2), check_dtype="kind", name="out")
+
+
+@check("subpixel_conv: float64 results, the contract's dtype")
+def test_dtype(subpixel_conv, rng):
+    # the value tests accept any float precision that holds the values; the dtype counts here, once
+    A, K = rng.normal(size=(3, 4)), rng.normal(size=(2, 2))
+    got, want = subpixel_conv(A, K, 2), ref.subpixel_conv(A, K, 2)
+    close(got, want, rtol=1e-4, name="out")
+    assert_dtypes(got, want, name="out")

@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 
 from mlgrade import assert_close, check, reference, refuse, student
+from mlgrade.compare import assert_dtypes
 
 hw6 = student("hw6")
 ref = reference("hw6.py")
 # interior-point solutions are exact to about 1e-7 relative; 1e-4 leaves room for a
 # student's looser solver settings without admitting a wrong QP
-close = partial(assert_close, rtol=1e-4, atol=1e-5)
+# values at float32 precision (the contract's dtype is checked once per function, by test_dtype)
+close = partial(assert_close, rtol=1e-4, atol=1e-5, check_dtype="kind")
 REFUSED = {"sklearn": "scikit-learn", "SVC": "scikit-learn's SVC", "LinearSVC": "scikit-learn's LinearSVC"}
 
 
@@ -54,3 +56,12 @@ def test_kkt(svm_fit, rng):
     close(w, (alpha * y) @ X, name="w vs sum alpha_i y_i x_i")
     if alpha.min() < -1e-6:
         raise AssertionError(f"alpha must be >= 0; smallest is {alpha.min():.3g}")
+
+
+@check("svm_fit: float64 results, the contract's dtype")
+def test_dtype(svm_fit, rng):
+    # the value tests accept any float precision that holds the values; the dtype counts here, once
+    X, y = separable(rng, 10, 2)
+    got, want = svm_fit(X, y), ref.svm_fit(X, y)
+    close(got, want, atol=1e-4, name="(w, b, alpha)")
+    assert_dtypes(got, want, name="(w, b, alpha)")

@@ -5,6 +5,8 @@ the answer is known) and that gradients agree with finite differences of your ow
 forward pass. Passing them does not mean your code is right: the autograder compares
 your modules and functions with a reference implementation on many more inputs.
 """
+import numbers
+
 import numpy as np
 import pytest
 import torch
@@ -114,7 +116,8 @@ def test_fit_shape():
     assert isinstance(rates, (list, tuple)) and len(rates) == 2, "fit_and_evaluate returns (train_errors, test_errors)"
     for label, r in zip(("train_errors", "test_errors"), rates):
         assert isinstance(r, (list, tuple)) and len(r) == 2, f"{label}: expected a list of 2 rates for 2 epochs"
-        assert all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in r), f"{label}: rates in [0, 1], got {r}"
+        assert all(isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 1 for v in r), \
+            f"{label}: rates in [0, 1], got {r}"
 
 
 @check("e_step: a worked example, K=2, D=2 (public check)")
@@ -122,7 +125,7 @@ def test_e_step_example():
     """x = (1, 0), pi = (1/2, 1/2), P = ((0.9, 0.1), (0.1, 0.9)): p(x|1) = 0.81, p(x|2) = 0.01."""
     X = np.array([[1.0, 0.0]])
     eta = em.e_step(X, np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]]))
-    assert_close(eta, np.array([[0.81 / 0.82, 0.01 / 0.82]]), rtol=1e-9, atol=1e-12, check_dtype="kind", name="eta")
+    assert_close(eta, np.array([[0.81 / 0.82, 0.01 / 0.82]]), rtol=1e-5, atol=1e-10, check_dtype="kind", name="eta")
 
 
 @check("e_step: finite, rows sum to 1 for D=784 (public check)")
@@ -133,7 +136,7 @@ def test_e_step_784():
     eta = np.asarray(em.e_step(X, np.full(3, 1 / 3), P))
     assert eta.shape == (10, 3), f"eta has shape {eta.shape}, expected (n, K) = (10, 3)"
     assert np.isfinite(eta).all(), "eta is not finite for D=784: compute in the log domain (logsumexp)"
-    assert_close(eta.sum(axis=1), np.ones(10), rtol=1e-9, atol=1e-12, name="row sums of eta")
+    assert_close(eta.sum(axis=1), np.ones(10), rtol=1e-5, atol=1e-10, check_dtype="kind", name="row sums of eta")
 
 
 @check("m_step: pi sums to 1 and P has shape (K, D) (public check)")
@@ -142,7 +145,7 @@ def test_m_step_properties():
     X = (rng.random((20, 6)) < 0.5).astype(float)
     pi, P = em.m_step(X, rng.dirichlet(np.ones(4), size=20))
     assert np.shape(P) == (4, 6), f"P has shape {np.shape(P)}, expected (K, D) = (4, 6)"
-    assert_close(float(np.sum(pi)), 1.0, rtol=1e-9, atol=1e-12, name="sum of pi")
+    assert_close(float(np.sum(pi)), 1.0, rtol=1e-5, atol=1e-10, name="sum of pi")
 
 
 @check("em: the log-likelihood increases and never decreases (public check)")

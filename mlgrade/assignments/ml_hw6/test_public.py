@@ -18,7 +18,8 @@ from mlgrade.assignments.ml_hw6.worked_examples import (
 )
 
 hw6 = student("hw6")
-close = partial(assert_close, rtol=1e-6, atol=1e-8)
+# values at float32 precision: the contract's dtype is one graded test per function, not every check
+close = partial(assert_close, rtol=1e-5, atol=1e-8, check_dtype="kind")
 
 
 def torch_batchnorm(x, gamma, beta, dout):
