@@ -312,12 +312,10 @@ def test_too_many_nodes_and_long_strings_raise_wire_error():
         decode(frame("x" * (wire.MAX_STR + 1)))
 
 
-def test_every_truncation_of_a_good_frame_is_refused_or_decodes():
+def test_every_truncation_of_a_good_frame_is_refused():
     for n in range(len(GOOD)):
-        try:
+        with pytest.raises(WireError):
             decode(GOOD[:n])
-        except WireError:
-            continue
 
 
 def test_random_garbage_never_escapes_as_another_exception():
