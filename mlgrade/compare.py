@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Mismatch", "assert_close", "assert_dtypes", "DEFAULT_TOLERANCES"]
+__all__ = ["Mismatch", "assert_close", "assert_dtypes", "unpack", "float_array", "DEFAULT_TOLERANCES"]
 
 # (rtol, atol) by dtype, as torch.testing uses them
 DEFAULT_TOLERANCES = {
@@ -387,3 +387,28 @@ def assert_dtypes(actual, expected, *, name: str = "result") -> None:
     err = _dtypes(actual, expected, name)
     if err:
         raise Mismatch(f"{err.path}: {err.message}")
+
+
+def unpack(value, n: int, *, name: str = "result") -> tuple:
+    """A student's answer as a tuple of ``n`` items, or :class:`Mismatch` saying what came
+    instead. A grader unpacks answers only through this: ``a, b = answer`` on a wrong answer
+    would be the grader's error, and give that student no score."""
+    if not isinstance(value, (tuple, list)):
+        raise Mismatch(f"{name}: expected a tuple of {n} items, got {_kind(value)}")
+    if len(value) != n:
+        raise Mismatch(f"{name}: expected {n} items, got {len(value)}")
+    return tuple(value)
+
+
+def float_array(value, *, name: str = "result", shape: tuple | None = None) -> np.ndarray:
+    """A student's answer as a float64 array (of ``shape`` when given), or :class:`Mismatch`."""
+    if _is_bool(value) or isinstance(value, np.ndarray) and value.dtype == bool:
+        raise Mismatch(f"{name}: expected numbers, got {_kind(value)} of bools")
+    try:
+        arr = np.asarray(value.detach().cpu().numpy() if _is_tensor(value) else value, dtype=float)
+    except (TypeError, ValueError):
+        raise Mismatch(f"{name}: expected numbers, got {_kind(value)}") from None
+    if shape is not None and arr.shape != tuple(shape):
+        raise Mismatch(f"{name}: {_shape_message(arr.shape, shape)}")
+    return arr
+

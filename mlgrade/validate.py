@@ -6,7 +6,8 @@ file: ``description``, ``file``, ``must_fail`` (test-name prefixes) and ``[[repl
 tables of ``old``/``new`` text applied to the reference file (``old`` must occur once).
 Trivial submissions generated from the reference (:mod:`mlgrade.trivial`: every contract
 function returns zeros of the reference's answer, its first argument, None, or raises
-NotImplementedError) must earn no point at all.
+NotImplementedError) must earn no point at all, and be graded: a grader that breaks on a wrong
+answer gives that student no score.
 """
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlgrade.dependencies import undeclared_imports
-from mlgrade.results import earned
+from mlgrade.results import MSG_INTERNAL, earned
 from mlgrade.runner import grade
 from mlgrade.trivial import TRIVIAL_KINDS, write_patched
 from mlgrade.forkserver import Zygote
+
+MSG_INTERNAL_START = MSG_INTERNAL.split("(")[0]  # "internal error in the grader "
 
 __all__ = ["Mutant", "MutantError", "load_mutant", "load_mutants", "apply_mutant", "validate", "check_mutant"]
 
@@ -148,8 +151,11 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
                 outcome = grade(assignment, staged, zygote=zygote)
                 earning = [t.name for t in outcome.tests if earned(t) > 0]
                 detail = f"{len(earning)} tests give points: " + "; ".join(earning[:8]) if earning else ""
-                report.verdicts.append(Verdict(f"trivial {kind}", not earning, outcome.results["score"],
-                                               sum(t.max_score for t in outcome.tests), detail))
+                if not outcome.graded:  # a grader that breaks on a wrong answer gives that student no score
+                    detail = "; ".join(filter(None, [outcome.results["extra_data"]["reason"], detail]))
+                    detail += ": " + "; ".join(t.name for t in outcome.tests if MSG_INTERNAL_START in t.output)[:500]
+                report.verdicts.append(Verdict(f"trivial {kind}", outcome.graded and not earning,
+                                               outcome.results["score"], sum(t.max_score for t in outcome.tests), detail))
                 _progress(console, report.verdicts[-1])
         for mutant in load_mutants(assignment.mutants_dir):
             if only and only not in mutant.name:

@@ -375,3 +375,20 @@ def test_no_comparison_is_satisfied_by_truthiness(check_dtype):
         for actual in TRUTHY:
             with pytest.raises(Mismatch):
                 assert_close(actual, expected, check_dtype=check_dtype, rtol=1e9, atol=1e9, equal_nan=True)
+
+
+def test_unpack_and_float_array_turn_a_wrong_answer_into_a_mismatch():
+    from mlgrade.compare import float_array, unpack
+
+    assert unpack([1, 2], 2) == (1, 2)
+    with pytest.raises(Mismatch, match=re.escape("(w, b): expected a tuple of 2 items, got None")):
+        unpack(None, 2, name="(w, b)")
+    with pytest.raises(Mismatch, match=re.escape("(w, b): expected 2 items, got 3")):
+        unpack((1, 2, 3), 2, name="(w, b)")
+    assert float_array([1, 2], shape=(2,)).dtype == np.float64
+    with pytest.raises(Mismatch, match=re.escape("w: expected numbers, got a str")):
+        float_array("abc", name="w")
+    with pytest.raises(Mismatch, match=re.escape("w: expected numbers, got a numpy.ndarray of bools")):
+        float_array(np.array([True]), name="w")
+    with pytest.raises(Mismatch, match=re.escape("w: shape mismatch: expected (3,), got (2,)")):
+        float_array([1.0, 2.0], name="w", shape=(3,))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mlgrade import assert_close, assert_unchanged, check, reference, student
-from mlgrade.compare import assert_dtypes
+from mlgrade.compare import assert_dtypes, float_array, unpack
 
 hw2 = student("hw2_EM")
 ref = reference("hw2_EM.py")
@@ -111,12 +111,12 @@ def test_em_monotone(rng, label):
         n_iter = 30
     else:
         (X, pi0, P0), n_iter = clustered_problem(), 8
-    pi, P, history = hw2.em(X, pi0, P0, n_iter)
-    history = np.asarray(history, dtype=float)
-    assert history.shape == (n_iter,), f"history has shape {history.shape}; expected {n_iter} values, one per iteration"
+    pi, P, history = unpack(hw2.em(X, pi0, P0, n_iter), 3, name="(pi, P, history)")
+    history = float_array(history, name=f"history ({n_iter} values, one per iteration)", shape=(n_iter,))
     # a constant history never decreases: it must also be the log-likelihood the iterations reached
+    pi, P = float_array(pi, name="pi", shape=pi0.shape), float_array(P, name="P", shape=P0.shape)
     with np.errstate(all="ignore"):
-        final = ref.log_likelihood(X, np.asarray(pi, dtype=float), np.asarray(P, dtype=float))
+        final = ref.log_likelihood(X, pi, P)
     close(history[-1], final, name="history[-1], the log-likelihood of the returned (pi, P)")
     close(float(np.sum(pi)), 1.0, name="sum of the returned pi")
     assert np.isfinite(history).all(), f"history is not finite: {history[:5]}..."

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mlgrade import assert_close, check, reference, refuse, student
-from mlgrade.compare import assert_dtypes
+from mlgrade.compare import assert_dtypes, float_array, unpack
 
 hw6 = student("hw6")
 ref = reference("hw6.py")
@@ -38,7 +38,7 @@ def svm_fit():
 ])
 def test_random(svm_fit, rng, n, d):
     X, y = separable(rng, n, d)
-    w, b, alpha = svm_fit(X, y)
+    w, b, alpha = unpack(svm_fit(X, y), 3, name="(w, b, alpha)")
     expected = ref.svm_fit(X, y)
     close((w, b), expected[:2], name="(w, b)")
     close(alpha, expected[2], atol=1e-4, name="alpha")
@@ -47,8 +47,9 @@ def test_random(svm_fit, rng, n, d):
 @check("svm_fit: KKT conditions (margins >= 1, sum alpha_i y_i = 0, w = sum alpha_i y_i x_i)", weight=2)
 def test_kkt(svm_fit, rng):
     X, y = separable(rng, 30, 4)
-    w, b, alpha = svm_fit(X, y)
-    w, alpha = np.asarray(w, dtype=float), np.asarray(alpha, dtype=float)
+    w, b, alpha = unpack(svm_fit(X, y), 3, name="(w, b, alpha)")
+    w, alpha = float_array(w, name="w", shape=(4,)), float_array(alpha, name="alpha", shape=(30,))
+    b = float(float_array(b, name="b", shape=()))
     margins = y * (X @ w + b)
     if margins.min() < 1 - 1e-4:
         raise AssertionError(f"smallest margin y_i (w.x_i + b) is {margins.min():.6g}, must be >= 1 for a hard margin")

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mlgrade import assert_close, check, run_module, student
+from mlgrade.compare import float_array, unpack
 from mlgrade.modules import ModuleRun
 
 hw2 = student("hw2_ResNet")
@@ -143,17 +144,18 @@ def test_e_step_784():
 def test_m_step_properties():
     rng = np.random.default_rng(3)
     X = (rng.random((20, 6)) < 0.5).astype(float)
-    pi, P = em.m_step(X, rng.dirichlet(np.ones(4), size=20))
-    assert np.shape(P) == (4, 6), f"P has shape {np.shape(P)}, expected (K, D) = (4, 6)"
-    assert_close(float(np.sum(pi)), 1.0, rtol=1e-5, atol=1e-10, name="sum of pi")
+    pi, P = unpack(em.m_step(X, rng.dirichlet(np.ones(4), size=20)), 2, name="(pi, P)")
+    float_array(P, name="P (K, D)", shape=(4, 6))
+    assert_close(float(np.sum(float_array(pi, name="pi", shape=(4,)))), 1.0, rtol=1e-5, atol=1e-10, name="sum of pi")
 
 
 @check("em: the log-likelihood increases and never decreases (public check)")
 def test_em_monotone():
     rng = np.random.default_rng(5)
     X = (rng.random((100, 15)) < 0.4).astype(float)
-    history = np.asarray(em.em(X, np.full(3, 1 / 3), rng.uniform(0.2, 0.8, size=(3, 15)), 15)[2], dtype=float)
-    assert history.shape == (15,), f"history has shape {history.shape}, expected one value per iteration (15,)"
+    _, _, history = unpack(em.em(X, np.full(3, 1 / 3), rng.uniform(0.2, 0.8, size=(3, 15)), 15), 3,
+                           name="(pi, P, history)")
+    history = float_array(history, name="history (one value per iteration)", shape=(15,))
     assert np.all(np.diff(history) >= -1e-9 * np.abs(history[:-1])), f"the log-likelihood decreased: {history}"
     # a constant history never decreases either: from this start EM must also make progress
     assert history[-1] > history[0], f"the log-likelihood did not increase in 15 iterations: {history}"

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mlgrade import assert_close, check, fetch, student
+from mlgrade.compare import float_array, unpack
 from mlgrade.assignments.ml_hw6.worked_examples import (
     SVM_ALPHA, SVM_B, SVM_W, SVM_X, SVM_Y, URN_A, URN_A_FIT, URN_B, URN_B_FIT, URN_O, URN_PI, URN_PI_FIT,
     WORKED_A, WORKED_FIRST_ROW, WORKED_K, WORKED_SHAPE,
@@ -70,8 +71,9 @@ def test_svm_kkt(rng):
     X = rng.normal(size=(20, 2))
     y = np.where(X[:, 0] + 0.5 * X[:, 1] > 0, 1.0, -1.0)
     X = X + 0.3 * y[:, None] * np.array([1.0, 0.5])  # push the classes apart
-    w, b, alpha = hw6.svm_fit(X, y)
-    margins = y * (X @ np.asarray(w) + b)
+    w, b, alpha = unpack(hw6.svm_fit(X, y), 3, name="(w, b, alpha)")
+    w, alpha = float_array(w, name="w", shape=(2,)), float_array(alpha, name="alpha", shape=(20,))
+    margins = y * (X @ w + float(float_array(b, name="b", shape=())))
     assert margins.min() > 1 - 1e-4, f"smallest margin y_i (w.x_i + b) is {margins.min():.6g}; must be >= 1"
     close(float(np.asarray(alpha) @ y), 0.0, atol=1e-5, name="sum alpha_i y_i")
     close(w, (np.asarray(alpha) * y) @ X, rtol=1e-4, atol=1e-5, name="w vs sum alpha_i y_i x_i")
@@ -125,6 +127,7 @@ def test_loglik_long(rng):
     # whatever A and pi are, every symbol has probability 1/M: log P(O) = -T log M, far below float's range
     A, pi = rng.dirichlet(np.ones(3), size=3), rng.dirichlet(np.ones(3))
     value = hw6.sequence_log_likelihood(A, np.full((3, 4), 0.25), pi, rng.integers(0, 4, size=2000))
+    value = float(float_array(value, name="log P(O)", shape=()))
     assert np.isfinite(value), f"log P(O) for T=2000 is {value}: scale alpha at each step or work with logs"
     close(value, -2000 * np.log(4.0), name="log P(O)")
 
