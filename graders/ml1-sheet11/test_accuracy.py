@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mlgrade import assert_close, assert_unchanged, check, student
+from mlgrade.compare import Mismatch, float_array
 from mlgrade.notebook_state import linear_classifier
 
 sheet11 = student("sheet11")
@@ -30,9 +31,10 @@ def problem(rng, N, right_first, right_rest, n):
 
 
 def fraction(value, name="accuracy"):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) and np.ndim(value) != 0:
-        raise AssertionError(f"{name} must be a number (a fraction between 0 and 1), got {type(value).__name__}")
-    return float(value)
+    """The answer as a float, or Mismatch: a number (a 0-d array too), never a bool or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number, np.ndarray)) or np.ndim(value) != 0:
+        raise Mismatch(f"{name} must be a number (a fraction between 0 and 1), got {type(value).__name__}")
+    return float(float_array(value, name=name))
 
 
 @check("accuracy: only the first n points count (N=300, n=100)", weight=2)

@@ -11,13 +11,10 @@ import pytest
 from scipy.special import logsumexp
 
 from mlgrade import assert_close, assert_unchanged, check, fetch, student
+from mlgrade.assignments.ml1_sheet11.oracles import confidence, indices
+from mlgrade.compare import unpack
 
 sheet11 = student("sheet11")
-
-
-def confidence(Y):
-    """log of the probability of each point's predicted class (scipy's logsumexp: an independent oracle)."""
-    return (Y - logsumexp(Y, axis=1, keepdims=True)).max(axis=1)
 
 
 def expected_ranking(Y, k):
@@ -36,16 +33,11 @@ def scores(rng, n, c=10):
 
 def judge(got, Y, k):
     """The probabilities of the listed points equal those of the right lists, in order."""
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
-        raise AssertionError(f"confidence_ranking must return (highest, lowest), got {type(got).__name__}")
+    got = unpack(got, 2, name="confidence_ranking(Y), the two lists (highest, lowest)")
     c = confidence(Y)
     for name, listed, right, order in zip(("highest", "lowest"), got, expected_ranking(Y, k),
                                           ("most confident first", "least confident first")):
-        listed = np.asarray(listed)
-        if listed.shape != (k,) or listed.dtype.kind not in "iu":
-            raise AssertionError(f"{name} must hold {k} integer indices, got {listed.dtype} of shape {listed.shape}")
-        if listed.min() < 0 or listed.max() >= len(Y) or len(set(listed.tolist())) != k:
-            raise AssertionError(f"{name} must hold {k} different indices between 0 and {len(Y) - 1}")
+        listed = indices(listed, name, k, len(Y))
         try:
             assert_close(np.exp(c[listed]), np.exp(c[right]), rtol=1e-9, atol=1e-12,
                          name=f"probability of the predicted class of each point in {name} ({order})")

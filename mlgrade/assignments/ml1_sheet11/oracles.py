@@ -1,6 +1,14 @@
-"""The sheet's moons network and its error, for checks: y = sum_j v_j max(0, x1 w1j + x2 w2j + b_j),
-E = mean_k max(0, -y_k t_k), and central finite differences of E (no backprop in here)."""
+"""Independent answers for the checks (public and hidden), none of them the solution's code.
+
+- the sheet's moons network y = sum_j v_j max(0, x1 w1j + x2 w2j + b_j), its error
+  E = mean_k max(0, -y_k t_k) and central finite differences of E;
+- the confidence of each prediction through scipy's logsumexp, and a student's list of
+  indices read without trusting its type.
+"""
 import numpy as np
+from scipy.special import logsumexp
+
+from mlgrade.compare import Mismatch
 
 
 def forward(X1, X2, W, B, V):
@@ -26,3 +34,19 @@ def finite_differences(X1, X2, T, W, B, V, h=1e-6):
             p[i] = saved
         grads.append(g)
     return tuple(grads)
+
+
+def confidence(Y):
+    """log of the probability of each point's predicted class."""
+    return (Y - logsumexp(Y, axis=1, keepdims=True)).max(axis=1)
+
+
+def indices(value, name: str, k: int, n: int) -> np.ndarray:
+    """``value`` as k different integer indices into n points, or Mismatch saying what it is."""
+    arr = np.asarray(value) if isinstance(value, (np.ndarray, list, tuple)) else None
+    if arr is None or arr.shape != (k,) or arr.dtype.kind not in "iu":
+        what = f"{arr.dtype} of shape {arr.shape}" if arr is not None else type(value).__name__
+        raise Mismatch(f"{name} must hold {k} integer indices, got {what}")
+    if arr.min() < 0 or arr.max() >= n or len(set(arr.tolist())) != k:
+        raise Mismatch(f"{name} must hold {k} different indices between 0 and {n - 1}")
+    return arr

@@ -15,7 +15,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from mlgrade import assert_close, check, student
-from mlgrade.assignments.ml1_sheet11.moons_network import error, finite_differences, forward
+from mlgrade.assignments.ml1_sheet11.oracles import confidence, error, finite_differences, forward, indices
+from mlgrade.compare import float_array, unpack
 from mlgrade.grading import current
 from mlgrade.notebook_state import linear_classifier, set_globals
 
@@ -53,8 +54,9 @@ def test_backprop_trains_moons(request):
         if it in MOONS_SHOWN:
             snapshots[it] = (W.copy(), B.copy(), V.copy())
         set_globals(sheet11, W=W, B=B, V=V)
-        DW, DB, DV = sheet11.backprop(X1, X2, T)
-        W, B, V = W - 0.1 * np.asarray(DW), B - 0.1 * np.asarray(DB), V - 0.1 * np.asarray(DV)
+        DW, DB, DV = unpack(sheet11.backprop(X1, X2, T), 3, name="backprop(X1, X2, T)")
+        W, B, V = (p - 0.1 * float_array(d, name=name, shape=p.shape)
+                   for p, d, name in ((W, DW, "DW"), (B, DB, "DB"), (V, DV, "DV")))
     if pictures:
         _save_moons(utils, X1, X2, T, snapshots)
     end = error(X1, X2, T, W, B, V)
@@ -105,19 +107,20 @@ def test_confidence_ranking_digits(request, rng):
     digits = _test_digits() if self_check(request) else None
     if digits is not None:
         utils, Xtest, Y = digits
-    highest, lowest = sheet11.confidence_ranking(Y)
-    confidence = (Y - logsumexp(Y, axis=1, keepdims=True)).max(axis=1)
-    close(np.exp(confidence[np.asarray(highest)]), np.exp(np.sort(confidence)[::-1][:24]),
+    highest, lowest = unpack(sheet11.confidence_ranking(Y), 2, name="confidence_ranking(Y)")
+    highest, lowest = indices(highest, "highest", 24, len(Y)), indices(lowest, "lowest", 24, len(Y))
+    c = confidence(Y)
+    close(np.exp(c[highest]), np.exp(np.sort(c)[::-1][:24]),
           name="probability of the predicted class, highest (most confident first)")
-    close(np.exp(confidence[np.asarray(lowest)]), np.exp(np.sort(confidence)[:24]),
+    close(np.exp(c[lowest]), np.exp(np.sort(c)[:24]),
           name="probability of the predicted class, lowest (least confident first)")
     if digits is not None:
         import matplotlib.pyplot as plt
 
         P = np.exp(Y - logsumexp(Y, axis=1, keepdims=True))
-        for title, indices in (("most", highest), ("least", lowest)):
-            labels = [f"{P[i].argmax()} ({P[i].max():.2f})" for i in indices]
-            fig = utils.show_digits(Xtest, indices, f"the 24 {title} confident test digits (your ranking)", labels=labels)
+        for title, listed in (("most", highest), ("least", lowest)):
+            labels = [f"{P[i].argmax()} ({P[i].max():.2f})" for i in listed]
+            fig = utils.show_digits(Xtest, listed, f"the 24 {title} confident test digits (your ranking)", labels=labels)
             fig.savefig(f"sheet11_{title}_confident.png", dpi=80)
             plt.close(fig)
 
