@@ -132,7 +132,8 @@ def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
     assert res["score"] == 0 and len(res["tests"]) == len(json.loads((tmp_path / "out-ref" / "results.json").read_text())["tests"])
 
     bad = _submission(tmp_path / "hostile", a.reference_dir, a.files[1:])  # the other files correct
-    (bad / a.files[0].name).write_text(HOSTILE.replace("{id}", aid))
+    as_python = next((n for n in a.files[0].accept if n.endswith(".py")), a.files[0].name)
+    (bad / as_python).write_text(HOSTILE.replace("{id}", aid))
     res, timings["hostile"] = grade(zip_path, bad, tmp_path / "out-bad")
     assert res["tests"], res
     hostile_tests = [t for t in res["tests"] if t["name"].split(":")[0] in _names_of(a, a.files[0].name)]
