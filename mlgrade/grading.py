@@ -61,7 +61,7 @@ class GradingSession:
 
     def __post_init__(self):
         if self.budget is None:
-            limits = self.assignment.limits
+            limits = self.sandbox.limits if self.sandbox is not None else self.assignment.limits
             self.budget = TimeBudget(limits.lost_seconds, limits.budget_seconds, limits.call_timeout)
 
     def module(self, name: str) -> ModuleSource:
