@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from mlgrade import assert_close, check, reference, refuse, student
+from mlgrade.assignments.ml_hw6.worked_examples import SVM_REFUSED as REFUSED
 from mlgrade.compare import assert_dtypes, float_array, unpack
 
 hw6 = student("hw6")
@@ -13,7 +14,6 @@ ref = reference("hw6.py")
 # student's looser solver settings without admitting a wrong QP
 # values at float32 precision (the contract's dtype is checked once per function, by test_dtype)
 close = partial(assert_close, rtol=1e-4, atol=1e-5, check_dtype="kind")
-REFUSED = {"sklearn": "scikit-learn", "SVC": "scikit-learn's SVC", "LinearSVC": "scikit-learn's LinearSVC"}
 
 
 def separable(rng, n, d):
