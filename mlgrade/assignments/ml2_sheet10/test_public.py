@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlgrade import assert_close, check, student
+from mlgrade import assert_close, check, student, wire
 from mlgrade.grading import current
 from mlgrade.networks import network, parameter_grads
 
@@ -126,11 +126,19 @@ def self_check(request) -> bool:
     return not (graders and str(graders) in request.config.invocation_params.args)  # graders are a test path
 
 
+def projection(value, z, d):
+    """``value`` if it is a float tensor shaped like z, else a failure saying what came back."""
+    if not (isinstance(value, torch.Tensor) and value.shape == z.shape and value.is_floating_point()):
+        raise AssertionError(f"pca(z, Xr, {d}) returned {wire.describe(value)}, not a float tensor of shape "
+                             f"{tuple(z.shape)}")
+    return value
+
+
 @check("pca: inpaints digits, the patch closer to the truth at d=10 than left blank (public)")
 def test_pca_pictures(request):
     utils, Xr, x = digits()
     z, m = patched(x)
-    inpainted = {d: z * (1 - m) + m * torch.as_tensor(sheet10.pca(z, Xr, d)) for d in PICTURE_DS}
+    inpainted = {d: z * (1 - m) + m * projection(sheet10.pca(z, Xr, d), z, d) for d in PICTURE_DS}
     if self_check(request):
         for name, picture in [("original", x), ("patched", z), *((f"pca_d{d}", v) for d, v in inpainted.items())]:
             utils.vis10(picture, f"sheet10_{name}.png")
