@@ -18,11 +18,15 @@ def _log_gaussians(mu, sigma, t):
     c = len(t)
     squared = np.sum((t[None, :] - mu) ** 2, axis=1)
     return -0.5 * c * np.log(2 * np.pi * sigma ** 2) - squared / (2 * sigma ** 2)
+
+
 # END HIDDEN
-
-
 def mdn_grads(alpha, mu, sigma, t):
-    """(dE/dalpha (m,), dE/dmu (m, c), dE/dz_alpha (m,)) for one data point t (c,)."""
+    """(dE/dalpha (m,), dE/dmu (m, c), dE/dz_alpha (m,)) for one data point t (c,).
+
+    dE/dalpha treats the mixing coefficients as free parameters; dE/dz_alpha goes through
+    alpha = softmax(z_alpha). alpha (m,), mu (m, c), sigma (m,) and t (c,) are float64 arrays.
+    """
     # BEGIN SOLUTION
     alpha, mu, sigma, t = (np.asarray(a, dtype=np.float64) for a in (alpha, mu, sigma, t))
     log_weighted = np.log(alpha) + _log_gaussians(mu, sigma, t)
@@ -46,7 +50,7 @@ def crbm_conditionals(W, U, x, y, h):
 
 
 def crbm_free_energy(W, U, x, y):
-    """F(x, y) = -ln sum_h exp(-E(x, y, h)) = -sum_k softplus((x^T W + y^T U)_k)."""
+    """The free energy F(x, y) = -ln sum_h exp(-E(x, y, h)) of 2(b), in closed form (no sum over h)."""
     # BEGIN SOLUTION
     W, U, x, y = (np.asarray(a, dtype=np.float64) for a in (W, U, x, y))
     return float(-np.sum(np.logaddexp(0, x @ W + y @ U)))

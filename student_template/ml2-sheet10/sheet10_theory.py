@@ -12,10 +12,12 @@ E(x, y, h) = -x^T W h - y^T U h, with W (d, K) and U (c, K).
 import numpy as np
 
 
-
-
 def mdn_grads(alpha, mu, sigma, t):
-    """(dE/dalpha (m,), dE/dmu (m, c), dE/dz_alpha (m,)) for one data point t (c,)."""
+    """(dE/dalpha (m,), dE/dmu (m, c), dE/dz_alpha (m,)) for one data point t (c,).
+
+    dE/dalpha treats the mixing coefficients as free parameters; dE/dz_alpha goes through
+    alpha = softmax(z_alpha). alpha (m,), mu (m, c), sigma (m,) and t (c,) are float64 arrays.
+    """
     raise NotImplementedError  # TODO
 
 
@@ -25,5 +27,5 @@ def crbm_conditionals(W, U, x, y, h):
 
 
 def crbm_free_energy(W, U, x, y):
-    """F(x, y) = -ln sum_h exp(-E(x, y, h)) = -sum_k softplus((x^T W + y^T U)_k)."""
+    """The free energy F(x, y) = -ln sum_h exp(-E(x, y, h)) of 2(b), in closed form (no sum over h)."""
     raise NotImplementedError  # TODO
