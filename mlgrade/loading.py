@@ -305,7 +305,7 @@ def _notebook_chunks(data: bytes, file: str, forbidden: set[str] = frozenset()):
     cells = [(index, source) for index, source in cells if source is not None]
     if _too_many_tokens("\n".join(source for _, source in cells)):
         return [], LoadError("unreadable", MSG_TOO_LONG.format(file=file, n=MAX_TOKENS)), {}
-    chunks, known, bound, defs = [], set(), set(), []
+    chunks, known, bound, defs, taken = [], set(), set(), [], {}
     for index, source in cells:
         label = f"{file}, cell {index}"
         tree = _parse(source, label)
@@ -315,6 +315,7 @@ def _notebook_chunks(data: bytes, file: str, forbidden: set[str] = frozenset()):
         for node in tree.body:
             reference = _imports_of(node, forbidden)
             bound.update(name for _, name in reference)
+            taken.update(_taken_from_reference(node, reference, bound, label))
             if reference or not _kept_safely(node, known):
                 start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
                 _blank(lines, start, node.end_lineno)
@@ -323,7 +324,24 @@ def _notebook_chunks(data: bytes, file: str, forbidden: set[str] = frozenset()):
         kept = "".join(lines)
         if kept.strip():
             chunks.append((label, kept))
-    return chunks, None, _reference_uses(defs, bound, forbidden)
+    # a name bound to the reference itself (from solution import f; f = solution.f) is unavailable
+    # too, unless a later cell defines it
+    defined = {node.name for _, node in defs}
+    return chunks, None, {**{k: v for k, v in taken.items() if k not in defined}, **_reference_uses(defs, bound, forbidden)}
+
+
+def _taken_from_reference(node: ast.stmt, reference: list, bound: set[str], label: str) -> dict[str, str]:
+    """{name: message} for the top-level names ``node`` binds to the reference's objects."""
+    where = f"{label}, line {node.lineno}"
+    if isinstance(node, ast.ImportFrom) and reference:
+        return {name: MSG_CALLS_REFERENCE.format(function=name, call=f"{module}.{name}", where=where)
+                for module, name in reference}
+    if isinstance(node, ast.Assign):
+        used = [n.id for n in ast.walk(node.value) if isinstance(n, ast.Name) and n.id in bound]
+        if used:
+            return {t.id: MSG_CALLS_REFERENCE.format(function=t.id, call=ast.unparse(node.value)[:80], where=where)
+                    for t in node.targets if isinstance(t, ast.Name)}
+    return {}
 
 
 def _kept_safely(node: ast.stmt, known: set[str]) -> bool:

@@ -36,9 +36,10 @@ def test_bn_unchanged_call(rng):
     assert_close(result.value[0], ref.batchnorm_forward(x, gamma, beta)[0], rtol=1e-6, atol=1e-9, name="out")
     assert_unchanged(result, "batchnorm_forward", ["x", "gamma", "beta"])
 '''
-# test_svm.py: four random problems and the KKT conditions, 2 points each; SVC cannot fit the
-# n=2 problem (both points of one class), so scikit-learn is worth the other four
-SVM_POINTS = 8.0
+# test_svm.py: four random problems and the KKT conditions, 2 points each, and the float64 dtype
+# test, 1; SVC cannot fit the n=2 problem (both points of one class), so scikit-learn is worth
+# the other four and the dtype point
+SVM_POINTS = 9.0
 ONE_CLASS = "svm_fit: random separable data, n=2, D=2"
 UNCHANGED = "batchnorm_forward modified its argument(s) x in place; the caller's arrays must stay as they were " \
             "(work on a copy)"

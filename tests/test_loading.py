@@ -227,7 +227,10 @@ def test_a_notebook_function_that_still_calls_solution_is_named_and_the_others_g
         "pca": "pca still calls `sol.pca` (hw6.ipynb, cell 3, line 3), the course's reference solution, which "
                "is not available to submissions: replace it by your own implementation",
         "Net": "Net still calls `hw6_solution.nets` (hw6.ipynb, cell 5, line 3), the course's reference "
-               "solution, which is not available to submissions: replace it by your own implementation"}
+               "solution, which is not available to submissions: replace it by your own implementation",
+        # a name bound to the reference's object is unavailable too
+        "f": "f still calls `sol.f` (hw6.ipynb, cell 6, line 1), the course's reference solution, which is not "
+             "available to submissions: replace it by your own implementation"}
     ns = run(module)  # the import is not run; the other functions work
     assert "sol" not in ns and ns["err"](2) == 4
 
@@ -235,8 +238,15 @@ def test_a_notebook_function_that_still_calls_solution_is_named_and_the_others_g
 def test_a_notebook_that_only_imports_solution_loads(tmp_path):
     notebook(tmp_path, "import numpy as np", "from solution import f\n", "def g():\n    return 1\n")
     module = load(tmp_path)
-    assert module.error is None and module.unavailable == {}
+    assert module.error is None and module.unavailable == {
+        "f": "f still calls `solution.f` (hw6.ipynb, cell 2, line 1), the course's reference solution, which is "
+             "not available to submissions: replace it by your own implementation"}
     assert "solution" not in module.source
+
+
+def test_a_name_taken_from_solution_and_then_defined_is_graded(tmp_path):
+    notebook(tmp_path, "from solution import f\n", "def f():\n    return 1\n")
+    assert load(tmp_path).unavailable == {}
 
 
 @pytest.mark.parametrize("line,name", [
@@ -410,13 +420,17 @@ def test_outputs_are_dropped_before_the_notebook_is_validated(tmp_path):
 
 
 PARSE_MEMORY_SCRIPT = textwrap.dedent("""
-    import json, resource, sys
+    import json, sys
     from pathlib import Path
     from mlgrade.loading import load_file
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    def high_water():  # kB; VmHWM, not ru_maxrss, which Linux keeps across exec (the forking test runner's)
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+
+    base = high_water()
     messages = [load_file(Path(folder), ["hw6.py", "hw6.ipynb"]).error.message for folder in sys.argv[1:]]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = high_water()
     print(json.dumps({"messages": messages, "base_mb": base / 1024, "peak_mb": peak / 1024}))
 """)
 
