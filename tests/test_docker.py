@@ -131,15 +131,12 @@ def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
     res, timings["template"] = grade(zip_path, tpl, tmp_path / "out-tpl")
     assert res["score"] == 0 and len(res["tests"]) == len(json.loads((tmp_path / "out-ref" / "results.json").read_text())["tests"])
 
-    bad = _submission(tmp_path / "hostile", a.reference_dir, a.files[1:])  # the other files correct
+    bad = tmp_path / "hostile"  # the hostile file alone (as Python, under a name its file accepts)
+    bad.mkdir()
     as_python = next((n for n in a.files[0].accept if n.endswith(".py")), a.files[0].name)
     (bad / as_python).write_text(HOSTILE.replace("{id}", aid))
     res, timings["hostile"] = grade(zip_path, bad, tmp_path / "out-bad")
-    assert res["tests"], res
-    hostile_tests = [t for t in res["tests"] if t["name"].split(":")[0] in _names_of(a, a.files[0].name)]
-    assert hostile_tests and all(t["score"] == 0 for t in hostile_tests)
-    if len(a.files) == 1:
-        assert res["score"] == 0
+    assert res["tests"] and res["score"] == 0, res
     assert "pwned" not in json.dumps(res)
     assert "could not be loaded" in res["output"]
     print(f"docker timings {aid}:", {k: f"{v:.0f} s" for k, v in timings.items()})
@@ -169,10 +166,3 @@ def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
     print(f"image {tag}: {size / 1e9:.2f} GB")
     assert size <= 1.5e9, f"image is {size / 1e9:.2f} GB (goal <= 1.5 GB)"
 
-
-def _names_of(a, file_name: str) -> set[str]:
-    """The contract names whose tests grade ``file_name`` (the exercises of that file)."""
-    sections = list(a.exercises.values())
-    if len(a.files) == 1:
-        return {n for names in sections for n in names}
-    return set(sections[[f.name for f in a.files].index(file_name)])
