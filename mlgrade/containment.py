@@ -263,7 +263,10 @@ class Containment:
 
     def prepare(self) -> list[str]:
         """Make this worker's cgroup (as root); the ``cgroup.procs`` files it must join."""
-        self.uncontained = True  # until the worker confirms what holds it
+        # no student code runs before the worker confirms what holds it (confirm): a worker that
+        # dies before that leaves nothing a sweep of its user could find, and a sweep would reach
+        # every other process of that uid on the machine (another grading, a container's worker)
+        self.uncontained = False
         if self.user is None:
             return []
         try:
