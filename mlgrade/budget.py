@@ -4,8 +4,10 @@ Gradescope stops a container after 10 minutes (on half a CPU by default) and the
 then gets no result at all. Two limits keep a grading well inside that, whatever the
 submission does:
 
-- a function that timed out or stopped its worker is not run again in later tests (its
-  tests fail at once, saying why), so one hanging function loses only its own tests;
+- a function that timed out, stopped its worker or ran out of memory is not run again in
+  later tests (its tests fail at once, saying why), so one hanging function loses only its
+  own tests (where no cgroup exists, as on Gradescope, exhausting memory is a MemoryError at
+  the address-space limit, not a death, and costs as much time);
 - the time lost to such calls, and the time of all calls together, each have a budget per
   submission (``Limits.lost_seconds``, ``Limits.budget_seconds``); once one is spent, every
   remaining call fails fast with a message.
@@ -48,10 +50,10 @@ class TimeBudget:
     def completed(self, seconds: float) -> None:
         self.spent += seconds
 
-    def failed(self, name: str | None, seconds: float, timed_out: bool, reason: str) -> None:
-        """A call that timed out or stopped its worker: its time is lost, its function struck."""
+    def failed(self, name: str | None, seconds: float, what: str, reason: str) -> None:
+        """A call that timed out, stopped its worker or exhausted its memory (``what`` it did):
+        its time is lost, its function struck."""
         self.spent += seconds
         self.lost += seconds
         if name:
-            what = "timed out" if timed_out else "stopped the worker"
             self.struck[name] = MSG_STRUCK.format(name=name, what=what, reason=reason)

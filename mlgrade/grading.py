@@ -157,9 +157,13 @@ def _run(module_name: str, probe: str, display: str, timeout: float | None, **kw
     except WorkerDied as exc:
         _keep_output(session, exc.output)
         timed_out = isinstance(exc, CallTimeout)
-        session.budget.failed(name, time.monotonic() - start, timed_out, exc.reason)
+        session.budget.failed(name, time.monotonic() - start, "timed out" if timed_out else "stopped the worker",
+                              exc.reason)
         raise SubmissionError((MSG_TIMEOUT if timed_out else MSG_DIED).format(call=call, reason=exc.reason)) from None
-    session.budget.completed(reply.seconds)
+    if not reply.ok and reply.error.get("type") == "MemoryError":
+        session.budget.failed(name, reply.seconds, "ran out of memory", "MemoryError at the sandbox's memory limit")
+    else:
+        session.budget.completed(reply.seconds)
     _keep_output(session, reply.output)
     if not reply.ok:
         raise SubmissionError(_error_message(module, call, reply.error))

@@ -85,12 +85,12 @@ def test_one_hanging_function_loses_only_its_own_tests(hw6, tmp_path):
 def test_the_budget_strikes_a_failed_function_and_then_stops_everything():
     budget = TimeBudget(lost_seconds=30, total_seconds=100, call_limit=10)
     assert budget.refusal("f") is None
-    budget.failed("f", 10.2, timed_out=True, reason="did not finish within 10 s")
+    budget.failed("f", 10.2, "timed out", "did not finish within 10 s")
     assert budget.refusal("f") == "f timed out in an earlier test (did not finish within 10 s); not run again"
     assert budget.refusal("g") is None
-    budget.failed("g", 0.1, timed_out=False, reason="the worker exited with status 0")
+    budget.failed("g", 0.1, "stopped the worker", "the worker exited with status 0")
     assert budget.refusal("g") == "g stopped the worker in an earlier test (the worker exited with status 0); not run again"
-    budget.failed("h", 20.0, timed_out=True, reason="did not finish within 10 s")
+    budget.failed("h", 20.0, "timed out", "did not finish within 10 s")
     assert budget.refusal("k") == ("not run: this submission used up its time budget (30 s lost to calls that timed "
                                    "out or stopped the worker, of 30 s); make every function return well within 10 s")
 
@@ -105,3 +105,12 @@ def test_honest_slow_calls_spend_the_total_budget_but_are_never_cut_short():
     budget.completed(9.9)
     assert budget.refusal("other") == ("not run: this submission used up its time budget (109 s in its functions, "
                                        "of 100 s); make every function return well within 10 s")
+
+
+def test_a_memory_error_strikes_its_function_like_a_death():
+    """Without a cgroup (Gradescope, not root) memory runs out as a MemoryError at RLIMIT_AS."""
+    budget = TimeBudget(lost_seconds=30, total_seconds=100, call_limit=10)
+    budget.failed("f", 1.4, "ran out of memory", "MemoryError at the sandbox's memory limit")
+    assert budget.refusal("f") == ("f ran out of memory in an earlier test (MemoryError at the sandbox's memory "
+                                   "limit); not run again")
+    assert budget.lost == 1.4
