@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlgrade.assignments import Assignment
-from mlgrade.loading import MAX_SOURCE_BYTES
-from mlgrade.results import engine_failure, failure_reason, is_engine_failure, write_results
+from mlgrade.loading import MAX_SOURCE_BYTES, find_file
+from mlgrade.results import engine_failure, failure_reason, is_engine_failure, passed, write_results
 from mlgrade.terminal import printable
 
 __all__ = ["ExportError", "Failure", "Submission", "Summary", "discover", "grade_class", "tree_hash"]
@@ -54,7 +54,6 @@ RESERVED = frozenset({"scores.csv", "report.html"})  # the output folder's own f
 PRELOAD = ["numpy", "torch", "pytest", "mlgrade.runner", "mlgrade.grading", "mlgrade.results"]
 
 MAX_NAME = 80  # characters of an output folder name
-MAX_FOLDER_ENTRIES = 20_000  # files and folders searched in one student's upload
 MAX_METADATA_BYTES = 16 << 20
 MAX_LOG_CHARS = 2_000_000
 # an export zip: at most this many entries, expanding to at most MAX_EXPORT_RATIO times its own
@@ -359,36 +358,13 @@ def _base(folder: Path) -> tuple[Path, dict[str, str]]:
     return folder, {}
 
 
-def _find(folder: Path, names: tuple[str, ...]) -> Path | None:
-    """What is graded under one of ``names``: at the top of the upload, else the first in a
-    subfolder. Links are not followed, and whatever the entry is (a link, a folder) it is the
-    one found: the caller reads regular files only."""
-    for name in names:
-        if _lmode(folder / name) is not None:
-            return folder / name
-    hits: dict[str, list[Path]] = {name: [] for name in names}
-    seen = 0
-    for root, dirs, files in os.walk(folder):  # never descends into a linked folder
-        dirs[:] = sorted(d for d in dirs if d != "__MACOSX")
-        for name in (*dirs, *files):
-            if name in hits:
-                hits[name].append(Path(root) / name)
-        seen += len(dirs) + len(files)
-        if seen > MAX_FOLDER_ENTRIES:
-            break
-    for name in names:
-        if hits[name]:
-            return sorted(hits[name])[0]
-    return None
-
-
 def _stage(entry: Path, assignment: Assignment, accepted: dict, staged: Path) -> list[str]:
     """Copy one student's contract files into ``staged``; return the problems (nothing is
     followed or copied but regular files)."""
     problems = []
     mode = _lmode(entry)
     if mode is not None and stat.S_ISDIR(mode):
-        found = [f for f in (_find(entry, spec.accept) for spec in assignment.files) if f is not None]
+        found = [f for f in (find_file(entry, spec.accept) for spec in assignment.files) if f is not None]
         copies = [(f, f.name, f.relative_to(entry).as_posix()) for f in found]
     else:  # one file per student: named after the student, graded as the contract's file of that type
         match = [n for n in accepted if Path(n).suffix == entry.suffix]
@@ -645,8 +621,7 @@ def _row(sub: Submission, results: dict) -> dict:
     failed = is_engine_failure(results)
     tests = [] if failed else [
         {"name": t.get("name", ""), "score": t.get("score", 0.0), "max_score": t.get("max_score", 0.0),
-         "passed": t.get("status") == "passed" if "status" in t else t.get("score") == t.get("max_score"),
-         "message": "" if t.get("score") == t.get("max_score") else _first_line(t.get("output", ""))}
+         "passed": passed(t), "message": "" if passed(t) else _first_line(t.get("output", ""))}
         for t in results.get("tests", [])]
     return {"student": sub.student, "submitters": sub.submitters, "status": "failed" if failed else "graded",
             "score": None if failed else results.get("score", 0.0), "tests": tests,

@@ -1,4 +1,4 @@
-"""The ``mlgrade`` command line: run, check, validate, list."""
+"""The ``mlgrade`` command line: run, check, validate, list, setup-worker, build, template, grade."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlgrade import assignments
-from mlgrade.results import earned
+from mlgrade.results import earned, passed
 from mlgrade.terminal import printable
 
 console = Console(highlight=False)
@@ -28,7 +28,7 @@ def _table(outcome, title: str, show_output: bool = True) -> Table:
     table.add_column("", justify="center")
     for t in outcome.tests:
         got = earned(t)
-        mark = "[green]✓[/]" if t.passed and got == t.max_score else "[red]✗[/]"
+        mark = "[green]✓[/]" if passed(t) else "[red]✗[/]"
         vis = "" if t.visibility == "visible" else f" [dim]({t.visibility})[/]"
         table.add_row(t.number or "", escape(t.name) + vis, f"{got:g}/{t.max_score:g}", mark)
     return table
@@ -36,7 +36,7 @@ def _table(outcome, title: str, show_output: bool = True) -> Table:
 
 def _print_failures(outcome) -> None:
     for t in outcome.tests:
-        if not t.passed and t.output:
+        if not passed(t) and t.output:
             console.rule(f"[red]{escape(t.name)}", align="left")
             console.print(printable(t.output), markup=False)  # a student's output may hold escape sequences
 
@@ -98,7 +98,7 @@ def cmd_check(args) -> int:
     _print_failures(outcome)
     _print_total(outcome)
     console.print("[dim]These are the public checks only; hidden tests on Gradescope check more.[/]")
-    return 0 if all(t.passed for t in outcome.tests) else 1
+    return 0 if all(passed(t) for t in outcome.tests) else 1
 
 
 def cmd_validate(args) -> int:

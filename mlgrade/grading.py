@@ -26,6 +26,7 @@ from mlgrade.budget import TimeBudget
 from mlgrade.loading import ModuleSource, names_used
 from mlgrade.memo import MemoizedModule
 from mlgrade.sandbox import CallTimeout, EngineFailure, Sandbox, WorkerDied
+from mlgrade.worker_errors import ErrorKind
 
 __all__ = ["SubmissionError", "assert_unchanged", "check", "current", "fetch", "per_submission", "reference", "refuse", "student", "GradingSession"]
 
@@ -97,25 +98,50 @@ def _describe_call(name: str, args, kwargs) -> str:
     return f"{name}({', '.join(parts)})"
 
 
-def _error_message(module: ModuleSource | None, call: str, error: dict) -> str:
-    kind = error.get("kind")
-    if kind == "missing" and module:
-        return error["message"].replace(f"{module.name} has no attribute", f"{module.file} does not define")
-    if kind == "load":
-        detail = _load_detail(error)
-        return MSG_LOAD.format(file=module.file, detail=detail)
-    if kind == "unsupported":
-        return f"{call}: {error['message']}"
+def _missing_message(module: ModuleSource | None, call: str, error: dict) -> str:
+    if module is None:
+        return f"{call}: {error.get('message', '')}"
+    return error.get("message", "").replace(f"{module.name} has no attribute", f"{module.file} does not define")
+
+
+def _load_message(module: ModuleSource | None, call: str, error: dict) -> str:
+    return MSG_LOAD.format(file=module.file if module else "the submission", detail=_load_detail(error))
+
+
+def _about_call(module: ModuleSource | None, call: str, error: dict) -> str:
+    return f"{call}: {error.get('message', '')}"
+
+
+def _exception_message(module: ModuleSource | None, call: str, error: dict) -> str:
     if error.get("type") == "NotImplementedError":
         return f"{call.split('(')[0]} is not implemented yet (it raises NotImplementedError)"
     if error.get("type") == "SystemExit":
-        return f"{call} called sys.exit({error['message']}) instead of returning a value"
+        return f"{call} called sys.exit({error.get('message', '')}) instead of returning a value"
     message = MSG_RAISED.format(call=call, type=error.get("type"), message=error.get("message", ""))
     if any(sign in error.get("message", "") for sign in CUDA_SIGNS):
         message += "\n" + MSG_NO_GPU
     if error.get("traceback"):
         message += "\nTraceback (your code, most recent call last):\n" + error["traceback"]
     return message
+
+
+# how each kind of worker error is worded for the student: every ErrorKind has its entry
+# (tests/test_grading.py holds it to that)
+ERROR_WORDING = {
+    ErrorKind.EXCEPTION: _exception_message,
+    ErrorKind.LOAD: _load_message,
+    ErrorKind.MISSING: _missing_message,
+    ErrorKind.UNSUPPORTED: _about_call,
+    ErrorKind.TYPE: _about_call,
+    ErrorKind.SHAPE: _about_call,
+    ErrorKind.LAYER: _about_call,
+    ErrorKind.STATE: _about_call,
+}
+
+
+def error_message(module: ModuleSource | None, call: str, error: dict) -> str:
+    """What the student reads for an error the worker reported (its kind checked by the sandbox)."""
+    return ERROR_WORDING[ErrorKind(error["kind"])](module, call, error)
 
 
 def _load_detail(error: dict) -> str:
@@ -148,7 +174,7 @@ def _run(module_name: str, probe: str, display: str, timeout: float | None, **kw
     try:
         sandbox.ensure_started()
         if module and module_name in sandbox.load_errors:
-            raise SubmissionError(_error_message(module, call, {"kind": "load", **sandbox.load_errors[module_name]}))
+            raise SubmissionError(error_message(module, call, sandbox.load_errors[module_name]))
         start = time.monotonic()
         reply = sandbox.call(probe, timeout=timeout, **kwargs)
     except EngineFailure as exc:
@@ -166,7 +192,7 @@ def _run(module_name: str, probe: str, display: str, timeout: float | None, **kw
         session.budget.completed(reply.seconds)
     _keep_output(session, reply.output)
     if not reply.ok:
-        raise SubmissionError(_error_message(module, call, reply.error))
+        raise SubmissionError(error_message(module, call, reply.error))
     return reply.value
 
 

@@ -79,24 +79,33 @@ class ModuleSource:
         return "\n".join(src for _, src in self.chunks)
 
 
-def find_file(submission_dir: Path, names: list[str]) -> Path | None:
-    """The first of ``names`` present in the submission, at the shallowest depth.
+SKIPPED_FOLDERS = ("__MACOSX", ".ipynb_checkpoints", "__pycache__")  # metadata and copies, never the submission
+MAX_FOLDER_ENTRIES = 20_000  # files and folders searched in one student's upload
 
-    Students upload folders and zips with extra nesting; macOS metadata is ignored. Symbolic
-    links to folders are not followed; an entry of that name that is not a file (a folder, a
-    link) is found too, so that :func:`load_file` can say what it is.
+
+def find_file(folder: Path, names) -> Path | None:
+    """The entry graded as the contract's file: of ``names`` (the file and its accepted
+    alternatives, in order of preference) the first present, at the shallowest depth, the
+    first in sorted order among equals. The one way every command finds a contract's file.
+
+    Students upload folders and zips with extra nesting; macOS metadata, notebook checkpoints
+    and caches are skipped, and the walk stops after MAX_FOLDER_ENTRIES entries. Symbolic links
+    to folders are not followed; an entry of that name that is not a file (a folder, a link) is
+    found too, so that the reader can say what it is.
     """
-    best: Path | None = None
+    hits: dict[str, list[Path]] = {name: [] for name in names}
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_FOLDERS)
+        for entry in (*dirnames, *filenames):
+            if entry in hits:
+                hits[entry].append(Path(dirpath) / entry)
+        seen += len(dirnames) + len(filenames)
+        if seen > MAX_FOLDER_ENTRIES:
+            break
     for name in names:
-        for dirpath, dirnames, filenames in os.walk(submission_dir, followlinks=False):
-            if name in filenames or name in dirnames:
-                found = Path(dirpath) / name
-                depth = len(found.relative_to(submission_dir).parts)
-                if best is None or depth < len(best.relative_to(submission_dir).parts):
-                    best = found
-            dirnames[:] = sorted(d for d in dirnames if d not in ("__MACOSX", ".ipynb_checkpoints", "__pycache__"))
-        if best is not None:
-            return best
+        if hits[name]:
+            return min(hits[name], key=lambda path: (len(path.relative_to(folder).parts), path.parts))
     return None
 
 

@@ -12,26 +12,27 @@ from __future__ import annotations
 import inspect
 
 from mlgrade import refusals, wire
+from mlgrade.worker_errors import ErrorKind
 
 
 class ProbeError(Exception):
     """A condition a probe reports by kind, e.g. a name the submission does not define."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: ErrorKind, message: str):
         super().__init__(message)
-        self.kind = kind
+        self.kind = ErrorKind(kind)
 
 
 def lookup(worker, target):
     module_name, *attrs = target
     if module_name in worker.load_errors:
-        raise ProbeError("load", "module failed to load")
+        raise ProbeError(ErrorKind.LOAD, "module failed to load")
     obj = worker.modules[module_name]
     for attr in attrs:
         try:
             obj = getattr(obj, attr)
         except AttributeError:
-            raise ProbeError("missing", f"{module_name} has no attribute `{attr}`") from None
+            raise ProbeError(ErrorKind.MISSING, f"{module_name} has no attribute `{attr}`") from None
     return obj
 
 
@@ -61,7 +62,7 @@ def call(worker, target, args=(), kwargs=None, keep=False, send_back=(), refused
     kwargs = kwargs or {}
     fn = lookup(worker, target)
     if not callable(fn):
-        raise ProbeError("missing", f"{'.'.join(target)} is not callable")
+        raise ProbeError(ErrorKind.MISSING, f"{'.'.join(target)} is not callable")
     with refusals.during(".".join(target[1:])):
         value = fn(*args, **kwargs)
     if not keep:
@@ -97,7 +98,7 @@ def grad(worker, target, args=(), kwargs=None, wrt=(), grad_output=None):
     if out.requires_grad:
         if grad_output is None:
             if out.numel() != 1:
-                raise ProbeError("shape", f"expected a scalar output to differentiate, got shape {tuple(out.shape)}")
+                raise ProbeError(ErrorKind.SHAPE, f"expected a scalar output to differentiate, got shape {tuple(out.shape)}")
             out.backward()
         else:
             out.backward(grad_output)
@@ -226,12 +227,12 @@ def module_check(worker, target, args=(), kwargs=None, state=None, x=None, grad_
     kwargs = kwargs or {}
     cls = lookup(worker, target)
     if not callable(cls):
-        raise ProbeError("missing", f"{'.'.join(target)} is not callable")
+        raise ProbeError(ErrorKind.MISSING, f"{'.'.join(target)} is not callable")
     torch.manual_seed(seed)
     with refusals.during(".".join(target[1:])):
         module = cls(*args, **kwargs)
     if not isinstance(module, torch.nn.Module):
-        raise ProbeError("type", f"{'.'.join(target)}(...) made a {type(module).__name__}, not a torch.nn.Module")
+        raise ProbeError(ErrorKind.TYPE, f"{'.'.join(target)}(...) made a {type(module).__name__}, not a torch.nn.Module")
     info = _describe_module(module)
     info["transplanted"] = False
     if state is not None:
@@ -254,7 +255,7 @@ def module_state_of(worker, module):
     import torch
 
     if not isinstance(module, torch.nn.Module):
-        raise ProbeError("type", f"expected a torch.nn.Module, got {type(module).__name__}")
+        raise ProbeError(ErrorKind.TYPE, f"expected a torch.nn.Module, got {type(module).__name__}")
     return {**_describe_module(module), "state": [t.detach() for _, t, _, _ in module_state(module)],
             "training": bool(module.training)}
 
@@ -310,12 +311,12 @@ def network(worker, layers, state):
     modules = []
     for name, *args in layers:
         if name not in NETWORK_LAYERS:
-            raise ProbeError("layer", f"layer {name!r} is not one of {', '.join(NETWORK_LAYERS)}")
+            raise ProbeError(ErrorKind.LAYER, f"layer {name!r} is not one of {', '.join(NETWORK_LAYERS)}")
         modules.append(getattr(torch.nn, name)(*args))
     net = torch.nn.Sequential(*modules)
     params = list(net.parameters())
     if len(params) != len(state) or any(p.shape != s.shape for p, s in zip(params, state)):
-        raise ProbeError("state", "the parameters sent do not fit the layers")
+        raise ProbeError(ErrorKind.STATE, "the parameters sent do not fit the layers")
     with torch.no_grad():
         for p, s in zip(params, state):
             p.copy_(s)
@@ -332,7 +333,7 @@ def parameter_grads(worker, target, args=(), kwargs=None, modules=()):
     nets = [args[i] for i in modules]
     for net in nets:
         if not isinstance(net, torch.nn.Module):
-            raise ProbeError("type", f"expected a torch.nn.Module, got {type(net).__name__}")
+            raise ProbeError(ErrorKind.TYPE, f"expected a torch.nn.Module, got {type(net).__name__}")
         net.zero_grad(set_to_none=True)
     with refusals.during(".".join(target[1:])):
         out = fn(*args, **kwargs)

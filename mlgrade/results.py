@@ -1,9 +1,12 @@
 """pytest plugin: grade with the sandbox and write Gradescope's results.json.
 
-Modelled on pytest's junitxml: the plugin object is registered by the runner,
-``pytest_runtest_logreport`` collects, ``pytest_sessionfinish`` kills every worker process
-and then writes the file once, atomically. Scoring and visibility rules live in
-:func:`score`, not in the serializer.
+Modelled on pytest's junitxml: :class:`GradescopePlugin` is registered by the runner,
+``pytest_runtest_makereport`` collects a :class:`TestResult` per test, ``pytest_sessionfinish``
+kills every process that ran student code; the runner then turns the results into
+results.json (:func:`to_gradescope`, bounded by :func:`_bounded`) and writes it once,
+atomically (:func:`write_results`). Scoring lives in :func:`score` and :func:`earned`, the
+rule for "passed" in :func:`passed`; an engine failure has its own record
+(:func:`engine_failure`), never a score.
 
 Tests declare themselves with :func:`mlgrade.check` (or gradescope-utils' decorators).
 """
@@ -15,6 +18,7 @@ import json
 import os
 import tempfile
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,6 +74,14 @@ def earned(r: TestResult) -> float:
     return r.max_score * min(max(fraction, 0.0), 1.0)
 
 
+def passed(test: TestResult | Mapping) -> bool:
+    """The one rule for "passed": the test ran to its end and earned its whole weight (partial
+    credit is not a pass). A test of a results.json carries this verdict as its status."""
+    if isinstance(test, Mapping):
+        return test.get("status") == "passed"
+    return bool(test.passed) and earned(test) == test.max_score
+
+
 def to_gradescope(results: list[TestResult], seconds: float, output: str) -> dict:
     total, _ = score(results)
     return _bounded({
@@ -84,7 +96,7 @@ def to_gradescope(results: list[TestResult], seconds: float, output: str) -> dic
                 **({"number": r.number} if r.number else {}),
                 "score": round(earned(r), 6),
                 "max_score": r.max_score,
-                "status": "passed" if r.passed and earned(r) == r.max_score else "failed",
+                "status": "passed" if passed(r) else "failed",
                 "output": r.output,
                 "visibility": r.visibility,
                 **({"tags": list(r.tags)} if r.tags else {}),

@@ -22,11 +22,12 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
-from mlgrade import wire
+from mlgrade import wire, worker_errors
 from mlgrade.channel import Channel, ChannelClosed, ChannelTimeout, FrameTooLarge
 from mlgrade.containment import Containment, prctl, required_missing, worker_env, worker_user, worker_view
 from mlgrade.forkserver import ForkedWorker, ForkServerGone, Zygote
 from mlgrade.limits import Limits
+from mlgrade.worker_errors import ErrorKind
 
 __all__ = ["CallTimeout", "EngineFailure", "Limits", "Reply", "Sandbox", "SandboxReport", "WorkerDied"]
 
@@ -35,7 +36,18 @@ PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE = 36, 4
 MAX_REPLY = 64 << 20
 ERROR_KEYS = ("kind", "type", "message", "traceback", "file", "line")
 ERROR_CHARS = {"message": 2000, "traceback": 4000}  # longest kept of an error record's fields (others 200)
+MSG_NO_LOAD_REPORT = "the worker did not report how loading went"
 MSG_TIMEOUT = "did not finish within {seconds:g} s (wall clock); the worker was stopped"
+
+
+def checked_error(error) -> dict | None:
+    """An error record as the worker sent it, or None where it is not one: what the worker says
+    about an error is the student's text, so its kind must be one of ErrorKind and each field is
+    cut to its length."""
+    if not (isinstance(error, dict) and error.get("kind") in worker_errors.KNOWN
+            and all(isinstance(v, (str, int)) for v in error.values())):
+        return None
+    return {k: (v[:ERROR_CHARS.get(k, 200)] if isinstance(v, str) else v) for k, v in error.items() if k in ERROR_KEYS}
 
 
 class WorkerDied(Exception):
@@ -213,10 +225,16 @@ class Sandbox:
                 loaded = self._request({"op": "load", "modules": [spec]}, self.limits.load_timeout)
             except WorkerDied as exc:
                 # a module that kills its worker at import is not loaded again
-                self.load_errors[spec["name"]] = {"kind": "load", "type": "the worker died", "message": exc.reason}
+                self.load_errors[spec["name"]] = {"kind": ErrorKind.LOAD.value, "type": "the worker died", "message": exc.reason}
                 return  # the next call starts a worker without it
-            self.load_errors.update({name: err for name, err in loaded.value.items() if err})
             self.load_output[spec["name"]] = loaded.output
+            if not loaded.ok:  # the load itself raised (student code can reach the worker's own loading)
+                self.load_errors[spec["name"]] = {**loaded.error, "kind": ErrorKind.LOAD.value}
+                continue
+            reported = loaded.value.get(spec["name"]) if isinstance(loaded.value, dict) else MSG_NO_LOAD_REPORT
+            if reported:
+                self.load_errors[spec["name"]] = checked_error(reported) or {
+                    "kind": ErrorKind.LOAD.value, "type": "the worker broke the protocol", "message": MSG_NO_LOAD_REPORT}
 
     def alive(self) -> bool:
         return self.worker is not None and self.worker.proc.poll() is None
@@ -334,12 +352,12 @@ class Sandbox:
             raise WorkerDied(f"the worker sent a malformed reply ({exc})") from None
         if not (isinstance(data, dict) and data.get("id") == message["id"] and isinstance(data.get("ok"), bool)):
             raise WorkerDied("the worker's reply did not answer the request (something wrote to the reply channel)")
-        error = data.get("error")
-        if not data["ok"] and not (isinstance(error, dict) and all(isinstance(v, (str, int)) for v in error.values())):
+        if data["ok"]:
+            return Reply(ok=True, value=data.get("value"), error=None)
+        error = checked_error(data.get("error"))
+        if error is None:
             raise WorkerDied("the worker sent a malformed error")
-        if error is not None:  # what the worker says about an error is the student's text: keep what we read, cut
-            error = {k: (v[:ERROR_CHARS.get(k, 200)] if isinstance(v, str) else v) for k, v in error.items() if k in ERROR_KEYS}
-        return Reply(ok=data["ok"], value=data.get("value"), error=error)
+        return Reply(ok=False, value=None, error=error)
 
     def _death_reason(self) -> str:
         if self.worker is None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-from mlgrade.loading import _strip_ipython
+from mlgrade.loading import _strip_ipython, find_file
 
 __all__ = ["TRIVIAL_KINDS", "KINDS", "write_patched", "patch_source"]
 
@@ -193,8 +193,8 @@ def write_patched(assignment, kind: str, target: Path) -> None:
         if path.is_file():
             shutil.copy(path, target / path.name)
     for spec in assignment.files:
-        path = next((reference / n for n in (spec.name, *spec.accept) if (reference / n).is_file()), None)
-        if path is None:
+        path = find_file(reference, (spec.name, *spec.accept))
+        if path is None or not path.is_file():
             continue
         if path.suffix == ".ipynb":
             _patch_notebook(path, names, kind, target / path.name)

@@ -22,7 +22,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlgrade.dependencies import undeclared_imports
-from mlgrade.results import MSG_INTERNAL, earned
+from mlgrade.loading import find_file
+from mlgrade.results import MSG_INTERNAL, earned, passed
 from mlgrade.runner import grade
 from mlgrade.trivial import TRIVIAL_KINDS, write_patched
 from mlgrade.forkserver import Zygote
@@ -117,10 +118,9 @@ def check_mutant(mutant: Mutant, tests) -> tuple[bool, str]:
 def _submission_files(assignment, folder: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for spec in assignment.files:
-        for name in spec.accept:
-            if (folder / name).is_file():
-                shutil.copy(folder / name, target / name)
-                break
+        path = find_file(folder, spec.accept)
+        if path is not None and path.is_file():
+            shutil.copy(path, target / path.name)
 
 
 def validate(assignment, only: str | None = None, console=None) -> Report:
@@ -139,10 +139,10 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
                 outcome = grade(assignment, staged, zygote=zygote)
                 total, maximum = outcome.results["score"], sum(t.max_score for t in outcome.tests)
                 ok = total == maximum if want == "full" else total == 0
-                failed = [t.name for t in outcome.tests if (want == "full") != bool(t.passed)]
+                failed = [t.name for t in outcome.tests if (want == "full") != passed(t)]
                 detail = "" if ok else f"{len(failed)} unexpected: " + "; ".join(failed[:5])
                 if want == "full" and not ok:
-                    detail += "\n" + "\n".join(t.output[:500] for t in outcome.tests if not t.passed)[:3000]
+                    detail += "\n" + "\n".join(t.output[:500] for t in outcome.tests if not passed(t))[:3000]
                 report.verdicts.append(Verdict(label, ok, total, maximum, detail))
                 _progress(console, report.verdicts[-1])
             for kind in TRIVIAL_KINDS:  # answers that did nothing must earn nothing

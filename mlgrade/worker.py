@@ -20,6 +20,8 @@ import sys
 import traceback
 import types
 
+from mlgrade.worker_errors import ErrorKind
+
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
 CLONE_NEWIPC, CLONE_NEWPID = 0x08000000, 0x20000000
 MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 1, 2, 4
@@ -290,12 +292,12 @@ def _student_frames(tb) -> str:
     return "".join(traceback.format_list(frames[-8:]))
 
 
-def error_record(exc: BaseException, kind: str = "exception") -> dict:
+def error_record(exc: BaseException, kind: ErrorKind = ErrorKind.EXCEPTION) -> dict:
     try:
         message = str(exc)
     except Exception:  # a student exception whose __str__ raises
         message = "<unprintable>"
-    record = {"kind": kind, "type": type(exc).__name__[:200], "message": message[:2000]}
+    record = {"kind": kind.value, "type": type(exc).__name__[:200], "message": message[:2000]}
     if isinstance(exc, SyntaxError):
         record.update(file=str(exc.filename), line=int(exc.lineno or 0))
     else:
@@ -338,7 +340,7 @@ class Worker:
                     with refusals.during(refusals.LOAD):
                         exec(compile(source, label, "exec", dont_inherit=True), module.__dict__)
             except BaseException as exc:  # SystemExit at import too
-                result[name] = error_record(exc, "load")
+                result[name] = error_record(exc, ErrorKind.LOAD)
                 self.load_errors[name] = result[name]
             else:
                 result[name] = None
@@ -379,11 +381,11 @@ def serve(request_fd: int, reply_fd: int) -> None:
             reply["ok"], reply["value"] = True, worker.handle(request)
             payload = wire.encode(reply)
         except wire.UnsupportedValue as exc:
-            payload = wire.encode({"id": request["id"], "ok": False, "error": {"kind": "unsupported", "type": "UnsupportedValue", "message": str(exc)}})
+            payload = wire.encode({"id": request["id"], "ok": False, "error": {"kind": ErrorKind.UNSUPPORTED.value, "type": "UnsupportedValue", "message": str(exc)}})
         except BaseException as exc:
             from mlgrade.probes import ProbeError
 
-            kind = exc.kind if isinstance(exc, ProbeError) else "exception"
+            kind = exc.kind if isinstance(exc, ProbeError) else ErrorKind.EXCEPTION
             payload = wire.encode({"id": request["id"], "ok": False, "error": error_record(exc, kind)})
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -8,9 +8,12 @@ import pytest
 import torch
 
 from mlgrade import wire
-from mlgrade.grading import CallResult, SubmissionError, assert_unchanged
+from mlgrade.grading import ERROR_WORDING, CallResult, SubmissionError, assert_unchanged, error_message
+from mlgrade.loading import ModuleSource
 from mlgrade.preservation import fingerprint, modified, snapshot
 from mlgrade.refusals import LOAD, OUTSIDE, refused_imports
+from mlgrade.sandbox import checked_error
+from mlgrade.worker_errors import ErrorKind
 
 MODIFIED_X = ("f modified its argument(s) x in place; the caller's arrays must stay as they were "
               "(work on a copy)")
@@ -93,3 +96,37 @@ def test_refused_imports_are_those_of_the_load_and_of_the_refused_function():
 @pytest.mark.parametrize("records", [None, "sklearn", [["sklearn"]], [["sklearn", 1]], [[["sklearn"], LOAD]]])
 def test_malformed_import_records_are_ignored(records):
     assert refused_imports(records, {"sklearn": "scikit-learn"}, "svm_fit") == []
+
+
+ABOUT_THE_CALL = "f(x): hw6 has no attribute `f` (detail 42)"
+WORDED = {
+    ErrorKind.EXCEPTION: "f(x) raised ProbeError: hw6 has no attribute `f` (detail 42)",
+    ErrorKind.LOAD: "hw6.py could not be loaded: ProbeError: hw6 has no attribute `f` (detail 42)",
+    ErrorKind.MISSING: "hw6.py does not define `f` (detail 42)",
+    ErrorKind.UNSUPPORTED: ABOUT_THE_CALL, ErrorKind.TYPE: ABOUT_THE_CALL, ErrorKind.SHAPE: ABOUT_THE_CALL,
+    ErrorKind.LAYER: ABOUT_THE_CALL, ErrorKind.STATE: ABOUT_THE_CALL,
+}
+
+
+@pytest.mark.parametrize("kind", list(ErrorKind))
+def test_every_worker_error_kind_is_worded_for_the_student(kind):
+    module = ModuleSource(name="hw6", file="hw6.py", chunks=[])
+    error = {"kind": kind.value, "type": "ProbeError", "message": "hw6 has no attribute `f` (detail 42)"}
+    assert error_message(module, "f(x)", error) == WORDED[kind]
+
+
+def test_every_error_kind_has_its_wording():
+    assert set(ERROR_WORDING) == set(ErrorKind)
+
+
+@pytest.mark.parametrize("error", [
+    None, "text", {"type": "X", "message": "m"}, {"kind": "nonsense", "message": "m"},
+    {"kind": "exception", "message": ["nested"]}, {"kind": "exception", "message": {"a": 1}},
+])
+def test_an_error_record_the_worker_forged_is_not_one(error):
+    assert checked_error(error) is None
+
+
+def test_an_error_record_keeps_known_fields_cut_to_length():
+    error = checked_error({"kind": "exception", "type": "E" * 10_000, "message": "m" * 10_000, "extra": "x"})
+    assert (len(error["type"]), len(error["message"]), "extra" in error) == (200, 2000, False)

@@ -466,3 +466,18 @@ def test_parsing_a_hostile_submission_stays_within_memory(tmp_path):
     # each file is read once (95 MB of bytes), nothing is built from it
     assert report["peak_mb"] - report["base_mb"] < 150, report
     assert report["peak_mb"] < 384, report
+
+
+def test_one_rule_finds_a_contract_file_for_every_command(tmp_path):
+    """mlgrade run, grade and validate find the same file: the preferred name first, then the
+    shallowest, then the first in sorted order; metadata folders are never the submission."""
+    for folder in ("a/b", "z", "y", "__MACOSX", ".ipynb_checkpoints"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "hw6.py").write_text("X = 1\n")
+    (tmp_path / "hw6.ipynb").write_text("{}")
+    assert find_file(tmp_path, ACCEPT) == tmp_path / "y" / "hw6.py"
+    assert find_file(tmp_path, ("hw6.ipynb", "hw6.py")) == tmp_path / "hw6.ipynb"
+    for folder in ("a/b", "z", "y"):
+        (tmp_path / folder / "hw6.py").unlink()
+    assert find_file(tmp_path, ACCEPT) == tmp_path / "hw6.ipynb"  # hw6.py is left in metadata folders only
+    assert find_file(tmp_path, ("hw6.py",)) is None

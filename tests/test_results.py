@@ -15,7 +15,7 @@ import pytest
 
 from mlgrade.assignments import Assignment, FileSpec
 from mlgrade.results import TestResult as Result
-from mlgrade.results import score, write_results
+from mlgrade.results import passed, score, to_gradescope, write_results
 from mlgrade.runner import grade
 from mlgrade.limits import Limits
 
@@ -265,3 +265,16 @@ def test_results_json_stays_under_a_megabyte_however_much_is_said():
     assert len(data["tests"]) == 400 and all(t["output"].startswith("xx") for t in data["tests"])
     small = to_gradescope(tests[:3], 1.0, "fine")
     assert [t["output"] for t in small["tests"]] == ["x" * 6000] * 3 and small["output"] == "fine"
+
+
+@pytest.mark.parametrize("ran_to_end,fraction,verdict", [
+    (True, None, True), (False, None, False), (None, None, False),
+    (False, 0.5, False),  # partial credit earns points but is not a pass
+    (False, 1.0, False), (True, 0.5, False),
+])
+def test_one_rule_for_passed_read_the_same_from_results_json(ran_to_end, fraction, verdict):
+    result = Result(name="t", max_score=2.0, passed=ran_to_end, fraction=fraction)
+    assert passed(result) is verdict
+    written = to_gradescope([result], 1.0, "")["tests"][0]
+    assert passed(written) is verdict
+    assert written["status"] == ("passed" if verdict else "failed")
