@@ -23,7 +23,9 @@ never written by hand, like Otter's and nbgrader's assign step::
 - notebooks lose their outputs and execution counts; every other file is copied as it is.
 
 Which reference files make the template is the assignment's ``template`` list in
-``assignment.toml``. :func:`stale` compares what would be generated with what is committed
+``assignment.toml``; ``template_notebooks`` adds notebooks made from a reference .py written in
+jupytext's percent format (``# %%`` cells), so one source gives the student both a .py and a
+notebook (:func:`notebook_from_percent`). :func:`stale` compares what would be generated with what is committed
 (``mlgrade template ID --check``).
 """
 from __future__ import annotations
@@ -42,6 +44,7 @@ STUB_BEGIN, STUB_END = "BEGIN STUB", "END STUB"
 HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN", "END HIDDEN"
 HIDDEN_TAG = "hidden"
 DEFAULT_STUB = "raise NotImplementedError  # TODO"
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 MARKER = re.compile(r"^(?P<indent>[ \t]*)#+\s*(?P<what>(BEGIN|END) (SOLUTION|STUB|HIDDEN))\s*$")
 MSG_UNCLOSED = "{where}, line {line}: `# {begin}` is never closed by `# {end}`"
 MSG_UNEXPECTED = "{where}, line {line}: `# {what}` {why}"
@@ -162,11 +165,31 @@ def _student_file(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def notebook_from_percent(path: Path):
+    """The notebook a percent-format Python source stands for (jupytext's ``# %%`` cells,
+    ``# %% [markdown]`` cells as comments, magics commented); a cell marked
+    ``active="py"`` exists in the .py only, ``active="ipynb"`` in the notebook only."""
+    import jupytext
+
+    nb = jupytext.reads(path.read_text(), fmt="py:percent")
+    nb.cells = [cell for cell in nb.cells
+                if "ipynb" in cell.metadata.get("active", "ipynb").split(",")]
+    for index, cell in enumerate(nb.cells, start=1):
+        cell.id = f"cell-{index}"  # jupytext draws random ids: the generated file must be reproducible
+    nb.metadata = {"kernelspec": KERNELSPEC}
+    return nb
+
+
 def generate(assignment) -> dict[str, bytes]:
     """{file name: contents} of the student template made from the reference."""
     if not assignment.template_sources:
         raise TemplateError(MSG_NO_SOURCES.format(id=assignment.id))
-    return {name: _student_file(Path(assignment.reference_dir) / name) for name in assignment.template_sources}
+    reference = Path(assignment.reference_dir)
+    files = {name: _student_file(reference / name) for name in assignment.template_sources}
+    for notebook, source in assignment.template_notebooks.items():
+        student = strip_notebook(notebook_from_percent(reference / source), f"{notebook} (from {source})")
+        files[notebook] = (nbformat.writes(student) + "\n").encode()
+    return files
 
 
 def write(assignment, out_dir: Path | None = None) -> list[Path]:

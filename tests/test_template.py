@@ -12,7 +12,7 @@ import pytest
 
 from mlgrade import assignments
 from mlgrade.build import function_bodies, notebook_source
-from mlgrade.template import TemplateError, generate, stale, strip_notebook, strip_source, write
+from mlgrade.template import TemplateError, generate, notebook_from_percent, stale, strip_notebook, strip_source, write
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = [a.id for a in assignments.catalogue(ROOT) if a.template_sources]
@@ -166,3 +166,31 @@ def test_cli_template_check(tmp_path):
         out = subprocess.run(["mlgrade", "template", aid, "--check"], capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 0, out.stdout + out.stderr
         assert f"{aid}: the student template is up to date" in out.stdout
+
+
+def test_a_percent_source_makes_a_notebook_of_its_cells(tmp_path):
+    source = tmp_path / "hw.py"
+    source.write_text('# %% active="py"\n"""For the .py only."""\n\n# %% [markdown]\n# # Title\n#\n# Text.\n\n'
+                      "# %%\n# %matplotlib inline\nimport math\n\n\n# %%\ndef f(x):\n    # BEGIN SOLUTION\n"
+                      "    return math.sqrt(x)\n    # END SOLUTION\n\n\n# %% active=\"ipynb\"\n# print(f(4))\n")
+    nb = strip_notebook(notebook_from_percent(source))
+    assert [(c.cell_type, c.source) for c in nb.cells] == [
+        ("markdown", "# Title\n\nText."), ("code", "%matplotlib inline\nimport math"),
+        ("code", "def f(x):\n    raise NotImplementedError  # TODO\n"), ("code", "print(f(4))")]
+    assert [c.id for c in notebook_from_percent(source).cells] == [c.id for c in notebook_from_percent(source).cells]
+
+
+def test_ml_hw6_notebook_and_py_come_from_one_source_and_grade_alike(tmp_path):
+    """The notebook the reference's cells make is graded as the .py is: full marks (its
+    playground, a VAE training loop among them, is not run); the generated one: nothing."""
+    from mlgrade.runner import grade
+
+    a = assignments.get("ml-hw6", ROOT)
+    assert set(generate(a)) == {"hw6.py", "hw6.ipynb"}
+    (tmp_path / "full").mkdir()
+    nbformat.write(notebook_from_percent(a.reference_dir / "hw6.py"), tmp_path / "full" / "hw6.ipynb")
+    full = grade(a, tmp_path / "full")
+    assert full.results["score"] == sum(t.max_score for t in full.tests) > 0, full.results["output"][:2000]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "hw6.ipynb").write_bytes(generate(a)["hw6.ipynb"])
+    assert grade(a, tmp_path / "empty").results["score"] == 0

@@ -44,6 +44,8 @@ class Assignment:
     extra: dict = field(default_factory=dict)
     requires: list[str] = field(default_factory=list)  # distributions its graders and reference import
     template_sources: list[str] = field(default_factory=list)  # reference files the template is made from
+    # student notebooks made from a reference .py in jupytext's percent format: {notebook: source}
+    template_notebooks: dict[str, str] = field(default_factory=dict)
     helpers: list[str] = field(default_factory=list)  # files of package_dir given to students (utils.py)
 
     def _under(self, folder: str) -> Path | None:
@@ -117,6 +119,7 @@ def _read(folder: Path, root: Path | None) -> Assignment:
         root=root,
         requires=list(data.get("requires", [])),
         template_sources=list(data.get("template", [])),
+        template_notebooks=dict(data.get("template_notebooks", {})),
         helpers=list(data.get("helpers", [])),
     )
 

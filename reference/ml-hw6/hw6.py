@@ -1,3 +1,4 @@
+# %% active="py"
 """Homework 6: batch norm, VAE, SVM, HMM, subpixel convolution.
 
 Fill in every function below and submit this file as `hw6.py` (or the
@@ -14,16 +15,28 @@ General rules
   several shapes and on the worked examples quoted below.
 """
 
+# %% [markdown]
+# # Homework 6: batch norm, VAE, SVM, HMM, subpixel convolution
+#
+# Implement every function below. Keep the names and signatures: the autograder imports them from this notebook (or from `hw6.py`). Only the code cells that define functions and the imports are used by the grader; your experiments and plots are ignored.
+#
+# - numpy functions take and return float64 arrays; `reparameterize` and `kl_loss` work on torch tensors and must stay differentiable.
+# - Never modify the arrays you are given.
+
+# %%
+# %matplotlib inline
 import numpy as np
 import torch
 from cvxopt import matrix, solvers
 from scipy.special import logsumexp  # noqa: F401  (handy for log-domain sums)
 
 
-# ---------------------------------------------------------------------------
-# 1. Batch normalisation (training mode)
-# ---------------------------------------------------------------------------
+# %% [markdown]
+# ## 1. Batch normalisation (training mode)
+#
+# Forward and backward pass for x of shape (N, D), normalising over the batch with the batch mean and the **biased** variance, as `torch.nn.BatchNorm1d` does in training mode.
 
+# %%
 # BEGIN HIDDEN
 # Reference solution of ml-hw6: batch norm, VAE, SVM, HMM, subpixel convolution.
 #
@@ -130,10 +143,12 @@ def batchnorm_backward(dout, cache):
     # END STUB
 
 
-# ---------------------------------------------------------------------------
-# 2. Variational autoencoder (torch)
-# ---------------------------------------------------------------------------
+# %% [markdown]
+# ## 2. Variational autoencoder
+#
+# The reparameterisation trick and the KL term of the VAE loss (torch, summed over every element).
 
+# %%
 def reparameterize(mu, log_sigma, eps):
     """Reparameterisation trick.
 
@@ -173,10 +188,12 @@ def kl_loss(mu, log_sigma):
     # END STUB
 
 
-# ---------------------------------------------------------------------------
-# 3. Hard-margin linear SVM through the dual QP (cvxopt)
-# ---------------------------------------------------------------------------
+# %% [markdown]
+# ## 3. Hard-margin SVM via the dual QP
+#
+# Solve the dual with `cvxopt.solvers.qp`. scikit-learn's SVM is not accepted.
 
+# %%
 def svm_fit(X, y):
     """Train a hard-margin linear SVM by solving its dual with cvxopt.solvers.qp.
 
@@ -234,9 +251,12 @@ def svm_fit(X, y):
     # END STUB
 
 
-# ---------------------------------------------------------------------------
-# 4. Hidden Markov models
-# ---------------------------------------------------------------------------
+# %% [markdown]
+# ## 4. Hidden Markov models
+#
+# `A` (N, N) row-stochastic, `B` (N, M), `pi` (N,), `O` (T,) integer symbols; everything 0-based. `forward`/`backward` are **unscaled**; `sequence_log_likelihood` and `baum_welch` must work for T = 2000; Viterbi ties go to the lower state index.
+
+# %%
 # N states, symbols 0..M-1. A (N, N) row-stochastic transition matrix
 # (A[i, j] = P(q_{t+1} = j | q_t = i)), B (N, M) emission matrix
 # (B[i, k] = P(o_t = k | q_t = i)), pi (N,) initial distribution,
@@ -395,10 +415,12 @@ def baum_welch(A, B, pi, O, n_iter=100):
     # END STUB
 
 
-# ---------------------------------------------------------------------------
-# 5. Subpixel (transposed) convolution, by hand
-# ---------------------------------------------------------------------------
+# %% [markdown]
+# ## 5. Subpixel convolution
+#
+# Insert stride-1 zeros between the entries of A, zero-pad by K's size minus 1, cross-correlate with K, ReLU. numpy only: no library transposed convolution or pixel shuffle.
 
+# %%
 def subpixel_conv(A, K, stride=2):
     """Subpixel convolution of a 2-D input A (h, w) with a 2-D kernel K (kh, kw), then ReLU.
 
@@ -440,3 +462,63 @@ def subpixel_conv(A, K, stride=2):
     # BEGIN STUB
     # raise NotImplementedError
     # END STUB
+
+
+# %% [markdown]
+# ## Playground
+#
+# Try your functions here (the grader does not run these cells).
+
+# %% active="ipynb"
+# import matplotlib.pyplot as plt
+#
+# A = np.array([[9, -5, 2, 3, 0],
+#               [1, 4, -2, 0, 6],
+#               [-3, 2, 7, -1, 1],
+#               [0, -4, 1, 5, -2],
+#               [2, 1, -6, 3, 4]], dtype=float)
+# K = np.array([[1, -1, 0], [2, 1, -2], [1, 0, 2]], dtype=float)
+# out = subpixel_conv(A, K, stride=2)
+# print(out.shape)
+# print(out[0])
+# plt.imshow(out, cmap="gray")
+# plt.colorbar()
+# plt.show()
+
+# %% active="ipynb"
+# A_urn = np.full((3, 3), 1 / 3)
+# B_urn = np.array([[4 / 6, 2 / 6], [2 / 6, 4 / 6], [3 / 6, 3 / 6]])
+# pi_urn = np.full(3, 1 / 3)
+# O_urn = np.array([0, 0, 1, 0, 1])
+# print("log P(O) =", sequence_log_likelihood(A_urn, B_urn, pi_urn, O_urn))
+# print("Viterbi path:", viterbi(A_urn, B_urn, pi_urn, O_urn))
+# A_fit, B_fit, pi_fit = baum_welch(A_urn, B_urn, pi_urn, O_urn, n_iter=100)
+# print(np.round(A_fit, 3), np.round(B_fit, 3), np.round(pi_fit, 3), sep="\n")
+
+# %% active="ipynb"
+# X = np.array([[1.0, -1.0], [-1.0, -1.0]])
+# y = np.array([1.0, -1.0])
+# w, b, alpha = svm_fit(X, y)
+# print(w, b, alpha)
+
+# %% active="ipynb"
+# # Tiny VAE training loop on random data, to see the KL term at work
+# torch.manual_seed(0)
+# data = torch.randn(512, 8)
+# enc = torch.nn.Linear(8, 2 * 2)
+# dec = torch.nn.Linear(2, 8)
+# opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-2)
+# losses = []
+# for epoch in range(200):
+#     mu, log_sigma = enc(data).chunk(2, dim=1)
+#     z = reparameterize(mu, log_sigma, torch.randn_like(mu))
+#     recon = dec(z)
+#     loss = ((recon - data) ** 2).sum() + kl_loss(mu, log_sigma)
+#     opt.zero_grad()
+#     loss.backward()
+#     opt.step()
+#     losses.append(loss.item())
+# plt.plot(losses)
+# plt.xlabel("epoch")
+# plt.ylabel("loss")
+# plt.show()
