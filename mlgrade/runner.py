@@ -20,7 +20,7 @@ import pytest
 from mlgrade.assignments import Assignment
 from mlgrade.grading import GradingSession
 from mlgrade.results import GradescopePlugin, TestResult, engine_failure, is_engine_failure, to_gradescope, write_results
-from mlgrade.forkserver import Zygote
+from mlgrade.forkserver import Zygote, grading_started
 from mlgrade.sandbox import Sandbox
 
 __all__ = ["Outcome", "grade"]
@@ -71,10 +71,11 @@ def grade(assignment: Assignment, submission_dir: Path, results_path: str | None
     without one, this grading starts its own, so that a worker restart is a fork, not an import.
     """
     start = time.monotonic()
-    modules = assignment.load_submission(Path(submission_dir))
-    runnable = [m.spec() for m in modules if m.error is None]
-    own_zygote = Zygote() if zygote is None and runnable else None
+    # started first: a fork of this process before the submission, graders or reference are in it
+    own_zygote = Zygote() if zygote is None else None
     try:
+        modules = assignment.load_submission(Path(submission_dir))
+        runnable = [m.spec() for m in modules if m.error is None]
         return _grade(assignment, modules, runnable, start, results_path, public_only, echo, zygote or own_zygote)
     finally:
         if own_zygote is not None:
@@ -107,6 +108,7 @@ def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, 
             "-p", "no:unraisableexception",
             f"--confcutdir={assignment.graders_dir or assignment.package_dir}"]
     buffer = io.StringIO()
+    grading_started()  # the graders and the reference are imported from here on
     # only our plugin: installed pytest plugins neither slow grading down nor change it
     autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
