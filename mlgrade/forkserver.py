@@ -94,11 +94,12 @@ class Zygote:
     grading process grades many submissions. It never runs student code itself.
     """
 
-    def __init__(self, torch: bool = True):
+    def __init__(self, torch: bool = True, preload: list[str] = ()):
+        """``preload``: library modules every worker would import anyway (what the template imports)."""
         import socket
 
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        cfg = {"zygote": True, "socket_fd": theirs.fileno(), "torch": torch}
+        cfg = {"zygote": True, "socket_fd": theirs.fileno(), "torch": torch, "preload": list(preload)}
         self.forked = _clean_point()
         if self.forked:
             self.proc = _fork_server(cfg, self._sock)
@@ -174,6 +175,9 @@ def _fork_server(cfg: dict, ours) -> ForkServerProcess:
     if cfg["torch"]:
         import torch  # noqa: F401  once, for the grading process (graders use it) and every worker
     import numpy  # noqa: F401
+    from mlgrade.worker import preload
+
+    preload(cfg["preload"])
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()  # not printed twice by the fork

@@ -7,10 +7,15 @@ conftest or plugin from elsewhere).
 """
 from __future__ import annotations
 
+import ast
 import contextlib
+import importlib.util
 import io
+import json
 import os
+import site
 import sys
+import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +28,7 @@ from mlgrade.results import GradescopePlugin, TestResult, engine_failure, is_eng
 from mlgrade.forkserver import Zygote, grading_started
 from mlgrade.sandbox import Sandbox
 
-__all__ = ["Outcome", "grade"]
+__all__ = ["Outcome", "fork_server", "grade", "template_imports"]
 
 PYTEST_INI = Path(__file__).with_name("pytest-grading.ini")
 UNSAFE_ENV = "MLGRADE_UNSAFE_NO_ISOLATION"
@@ -63,6 +68,62 @@ def _summary(assignment: Assignment, modules, sandbox: Sandbox | None) -> str:
     return "\n".join(lines)
 
 
+# chooses its backend from the environment it is imported in: a worker's (Agg), not ours
+NOT_PRELOADED = ("mlgrade", "matplotlib", "IPython")
+
+
+def template_imports(assignment: Assignment) -> list[str]:
+    """The library modules the assignment's template imports, in order: a submission imports them too.
+
+    Only the template is read, never the reference: the fork server is a fork of this process,
+    and nothing of a reference may be in its memory (:mod:`mlgrade.forkserver`).
+    """
+    folder = assignment.template_dir
+    own = tuple({Path(f.name).stem for f in assignment.files} | {Path(name).stem for name in assignment.helpers})
+    found: list[str] = []
+    for path in sorted(folder.iterdir()) if folder and folder.is_dir() else ():
+        if path.suffix == ".py":
+            sources = [path.read_text()]
+        elif path.suffix == ".ipynb":
+            cells = json.loads(path.read_text()).get("cells", [])
+            sources = ["".join(c.get("source", "")) for c in cells if c.get("cell_type") == "code"]
+        else:
+            continue
+        for source in sources:
+            source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:  # a notebook cell with magics
+                continue
+            for node in ast.walk(tree):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+                found += [n for n in names if n.split(".")[0] not in own + NOT_PRELOADED and n not in found]
+    return [name for name in found if _installed(name.split(".")[0])]
+
+
+def _installed(top: str) -> bool:
+    """Whether ``top`` is the standard library's or an installed package (found without running it),
+    not a file that happens to sit in the current folder or on a path someone added."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if spec.origin in ("built-in", "frozen"):
+        return True
+    roots = {os.path.realpath(path) for path in [*site.getsitepackages(), *(sysconfig.get_path(k) for k in
+                                                  ("stdlib", "platstdlib", "purelib", "platlib"))]}
+    where = os.path.realpath(spec.origin or next(iter(spec.submodule_search_locations or []), ""))
+    return any(where.startswith(root + os.sep) for root in roots)
+
+
+def fork_server(assignment: Assignment) -> Zygote:
+    """A fork server for this assignment's workers, holding torch and the template's libraries."""
+    return Zygote(preload=template_imports(assignment))
+
+
 def grade(assignment: Assignment, submission_dir: Path, results_path: str | None = None,
           public_only: bool = False, echo: bool = False, zygote: Zygote | None = None) -> Outcome:
     """Grade ``submission_dir``; write results.json to ``results_path`` when given.
@@ -72,7 +133,7 @@ def grade(assignment: Assignment, submission_dir: Path, results_path: str | None
     """
     start = time.monotonic()
     # started first: a fork of this process before the submission, graders or reference are in it
-    own_zygote = Zygote() if zygote is None else None
+    own_zygote = fork_server(assignment) if zygote is None else None
     try:
         modules = assignment.load_submission(Path(submission_dir))
         runnable = [m.spec() for m in modules if m.error is None]

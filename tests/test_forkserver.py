@@ -120,3 +120,15 @@ def test_after_grading_started_the_fork_server_is_started_fresh(tmp_path):
     late = _run(tmp_path, "late")
     assert late["forked"] is False
     assert SECRET not in late["environ"][0] and "mlgrade_reference_stand_in" not in late["modules"]
+
+
+def test_the_fork_server_preloads_the_templates_installed_libraries(tmp_path, monkeypatch):
+    from mlgrade import assignments
+    from mlgrade.runner import template_imports
+
+    hw6 = assignments.get("ml-hw6", REPO)
+    assert template_imports(hw6) == ["numpy", "torch", "cvxopt", "scipy.special"]
+    # a file of that name found first on the path (the current folder of `python -m`) is not imported
+    (tmp_path / "cvxopt.py").write_text("raise SystemExit('imported into the grading process')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert template_imports(hw6) == ["numpy", "torch", "scipy.special"]
