@@ -227,8 +227,6 @@ def build_autograder(assignment: Assignment, out_dir: Path, wheelhouse: Path | N
             _write(zf, wheel.name, wheel.read_bytes())
             _add_tree(zf, assignment.graders_dir, f"graders/{assignment.id}")
             _add_tree(zf, assignment.reference_dir, f"reference/{assignment.id}")
-            if assignment.template_dir and assignment.template_dir.is_dir():  # public: what the fork server preloads
-                _add_tree(zf, assignment.template_dir, f"student_template/{assignment.id}")
             data_dir = assignment.root / "data" / assignment.id
             if data_dir.is_dir():
                 _add_tree(zf, data_dir, f"data/{assignment.id}")
