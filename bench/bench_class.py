@@ -40,7 +40,7 @@ def main() -> None:
         start = time.perf_counter()
         summary = grade_class(a, subs, Path(tmp) / "out", jobs=args.j, force=True, timeout=900, progress=False)
         pooled = time.perf_counter() - start
-        print(f"mlgrade grade -j {args.j}: {pooled:.1f} s, {pooled / args.n:.3f} s per submission (goal <= 0.25 s); "
+        print(f"mlgrade grade -j {args.j}: {pooled:.1f} s, {pooled / args.n:.3f} s per submission (goal <= 0.15 s); "
               f"graded {summary.graded}, failed {summary.failed}")
         for pid, mb in sorted(summary.peak_rss_mb.items()):
             print(f"  pool process {pid}: peak RSS {mb:.0f} MB (grading process; each sandbox worker is separate)")

@@ -8,7 +8,8 @@
 # /autograder/submission, copies results.json into RESULTS_DIR (default ./results) and prints it.
 # Environment: BASE_IMAGE (default gradescope/autograder-base:latest), BUILD_NETWORK (e.g.
 # "host", needed for a local/debian base without a bridge; also lets the build fetch the zip's
-# wheelhouse from this host), GRADE_TIMEOUT (seconds for the run, default 1800).
+# wheelhouse from this host), GRADE_TIMEOUT (seconds for the run, default 1800), BUILD_ONLY
+# (build the image, print its tag, run nothing).
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 ZIP SUBMISSION_DIR [RESULTS_DIR]" >&2; exit 2; }
 ZIP=$(realpath "$1"); SUB=$(realpath "$2"); RESULTS=${3:-./results}
@@ -52,6 +53,8 @@ PYEOF
   echo "grade.sh: building $TAG from $(basename "$ZIP") on $BASE_IMAGE" >&2
   DOCKER_BUILDKIT=0 docker build -q "${args[@]}" "$ctx" >&2
 fi
+# BUILD_ONLY=1: print the image's tag and stop (bench/bench_gradescope.py runs it itself)
+[ -n "${BUILD_ONLY:-}" ] && { echo "$TAG"; exit 0; }
 
 out=$(mktemp -d)
 name="mlgrade-grade-$$-$RANDOM"

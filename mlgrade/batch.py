@@ -482,13 +482,11 @@ def _cut(text: str) -> str:
 
 def _grade_one(student: str, folder: str, results_path: str) -> dict:
     """In a pool process: grade one submission (the runner writes its results.json)."""
-    from mlgrade.runner import grade
+    from mlgrade.runner import fork_server, grade
 
     global _ZYGOTE
-    from mlgrade.forkserver import Zygote
-
     if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
-        _ZYGOTE = Zygote()
+        _ZYGOTE = fork_server(_ASSIGNMENT)
     outcome = grade(_ASSIGNMENT, Path(folder), results_path, zygote=_ZYGOTE)
     return {"results": outcome.results, "log": _cut(outcome.log),
             "pid": os.getpid(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -42,13 +42,9 @@ def _keep(worker, value) -> dict:
     return {"ref": ref_id, "type": type(value).__name__}
 
 
-def _as_sent_back(value) -> list:
-    """[True, value] if ``value`` can travel, else [False, None] (it was replaced by something that cannot)."""
-    try:
-        wire.encode(value, path="an argument")
-    except wire.UnsupportedValue:
-        return [False, None]
-    return [True, value]
+def _as_sent_back(key, value) -> wire.Either:
+    """[key, True, value] if ``value`` can travel, else [key, False, None] (it was replaced by something that cannot)."""
+    return wire.Either([key, True, value], [key, False, None])
 
 
 def call(worker, target, args=(), kwargs=None, keep=False, send_back=(), refused=()):
@@ -65,11 +61,10 @@ def call(worker, target, args=(), kwargs=None, keep=False, send_back=(), refused
         raise ProbeError(ErrorKind.MISSING, f"{'.'.join(target)} is not callable")
     with refusals.during(".".join(target[1:])):
         value = fn(*args, **kwargs)
-    if not keep:
-        wire.encode(value, path="the returned value")  # names the culprit if it cannot travel
-    reply = {"value": _keep(worker, value) if keep else value}
+    # encoded once, with the reply: a value that cannot travel is named as the returned value
+    reply = {"value": _keep(worker, value) if keep else wire.Named(value, "the returned value")}
     if send_back:
-        reply["args"] = [[key, *_as_sent_back(args[key] if type(key) is int else kwargs[key])] for key in send_back]
+        reply["args"] = [_as_sent_back(key, args[key] if type(key) is int else kwargs[key]) for key in send_back]
     if refused:
         reply["imports"] = refusals.report(refused)
     return reply

@@ -7,10 +7,15 @@ conftest or plugin from elsewhere).
 """
 from __future__ import annotations
 
+import ast
 import contextlib
+import importlib.util
 import io
+import json
 import os
+import site
 import sys
+import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +25,10 @@ import pytest
 from mlgrade.assignments import Assignment
 from mlgrade.grading import GradingSession
 from mlgrade.results import GradescopePlugin, TestResult, engine_failure, is_engine_failure, to_gradescope, write_results
-from mlgrade.forkserver import Zygote
+from mlgrade.forkserver import Zygote, grading_started
 from mlgrade.sandbox import Sandbox
 
-__all__ = ["Outcome", "grade"]
+__all__ = ["Outcome", "fork_server", "grade", "template_imports"]
 
 PYTEST_INI = Path(__file__).with_name("pytest-grading.ini")
 UNSAFE_ENV = "MLGRADE_UNSAFE_NO_ISOLATION"
@@ -63,6 +68,62 @@ def _summary(assignment: Assignment, modules, sandbox: Sandbox | None) -> str:
     return "\n".join(lines)
 
 
+# chooses its backend from the environment it is imported in: a worker's (Agg), not ours
+NOT_PRELOADED = ("mlgrade", "matplotlib", "IPython")
+
+
+def template_imports(assignment: Assignment) -> list[str]:
+    """The library modules the assignment's template imports, in order: a submission imports them too.
+
+    Only the template is read, never the reference: the fork server is a fork of this process,
+    and nothing of a reference may be in its memory (:mod:`mlgrade.forkserver`).
+    """
+    folder = assignment.template_dir
+    own = tuple({Path(f.name).stem for f in assignment.files} | {Path(name).stem for name in assignment.helpers})
+    found: list[str] = []
+    for path in sorted(folder.iterdir()) if folder and folder.is_dir() else ():
+        if path.suffix == ".py":
+            sources = [path.read_text()]
+        elif path.suffix == ".ipynb":
+            cells = json.loads(path.read_text()).get("cells", [])
+            sources = ["".join(c.get("source", "")) for c in cells if c.get("cell_type") == "code"]
+        else:
+            continue
+        for source in sources:
+            source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:  # a notebook cell with magics
+                continue
+            for node in ast.walk(tree):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+                found += [n for n in names if n.split(".")[0] not in own + NOT_PRELOADED and n not in found]
+    return [name for name in found if _installed(name.split(".")[0])]
+
+
+def _installed(top: str) -> bool:
+    """Whether ``top`` is the standard library's or an installed package (found without running it),
+    not a file that happens to sit in the current folder or on a path someone added."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if spec.origin in ("built-in", "frozen"):
+        return True
+    roots = {os.path.realpath(path) for path in [*site.getsitepackages(), *(sysconfig.get_path(k) for k in
+                                                  ("stdlib", "platstdlib", "purelib", "platlib"))]}
+    where = os.path.realpath(spec.origin or next(iter(spec.submodule_search_locations or []), ""))
+    return any(where.startswith(root + os.sep) for root in roots)
+
+
+def fork_server(assignment: Assignment) -> Zygote:
+    """A fork server for this assignment's workers, holding torch and the template's libraries."""
+    return Zygote(preload=template_imports(assignment))
+
+
 def grade(assignment: Assignment, submission_dir: Path, results_path: str | None = None,
           public_only: bool = False, echo: bool = False, zygote: Zygote | None = None) -> Outcome:
     """Grade ``submission_dir``; write results.json to ``results_path`` when given.
@@ -71,10 +132,11 @@ def grade(assignment: Assignment, submission_dir: Path, results_path: str | None
     without one, this grading starts its own, so that a worker restart is a fork, not an import.
     """
     start = time.monotonic()
-    modules = assignment.load_submission(Path(submission_dir))
-    runnable = [m.spec() for m in modules if m.error is None]
-    own_zygote = Zygote() if zygote is None and runnable else None
+    # started first: a fork of this process before the submission, graders or reference are in it
+    own_zygote = fork_server(assignment) if zygote is None else None
     try:
+        modules = assignment.load_submission(Path(submission_dir))
+        runnable = [m.spec() for m in modules if m.error is None]
         return _grade(assignment, modules, runnable, start, results_path, public_only, echo, zygote or own_zygote)
     finally:
         if own_zygote is not None:
@@ -107,6 +169,7 @@ def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, 
             "-p", "no:unraisableexception",
             f"--confcutdir={assignment.graders_dir or assignment.package_dir}"]
     buffer = io.StringIO()
+    grading_started()  # the graders and the reference are imported from here on
     # only our plugin: installed pytest plugins neither slow grading down nor change it
     autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"

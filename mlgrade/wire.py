@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Ref", "UnsupportedValue", "WireError", "encode", "decode", "describe"]
+__all__ = ["Either", "Named", "Ref", "UnsupportedValue", "WireError", "encode", "decode", "describe"]
 
 # numeric dtypes only: object, string, void and datetime arrays are refused
 ARRAY_DTYPES = frozenset(
@@ -69,6 +69,22 @@ class Ref:
         if not isinstance(key, (int, str)):
             raise TypeError("Ref items are int or str keys")
         return Ref(self.id, self.path + (key,))
+
+
+@dataclass(frozen=True)
+class Named:
+    """Encodes as ``value``; an error inside it names ``path`` ("the returned value"), not the reply's keys."""
+
+    value: object
+    path: str
+
+
+@dataclass(frozen=True)
+class Either:
+    """Encodes as ``first``, or as ``fallback`` where ``first`` cannot travel: one encode, no trial run."""
+
+    first: object
+    fallback: object
 
 
 def _torch():
@@ -134,6 +150,16 @@ class _Encoder:
             return {"s": self.array(np.asarray(obj), path)}
         if cls is Ref:
             return {"r": [obj.id, [self.node(k, path, depth + 1) for k in obj.path]]}
+        if cls is Named:
+            return self.node(obj.value, obj.path, depth)
+        if cls is Either:
+            mark = (len(self.buffers), self.offset, self.nodes)
+            try:
+                return self.node(obj.first, path, depth)
+            except UnsupportedValue:
+                del self.buffers[mark[0]:]
+                self.offset, self.nodes = mark[1], mark[2]
+                return self.node(obj.fallback, path, depth)
         torch = _torch()
         if torch is not None and isinstance(obj, torch.Tensor):
             # nn.Parameter is torch's own; any other subclass may carry behaviour

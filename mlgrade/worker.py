@@ -395,7 +395,18 @@ def serve(request_fd: int, reply_fd: int) -> None:
         channel.send(payload)
 
 
-def _import_libraries(with_torch: bool) -> None:
+def preload(modules: list[str]) -> None:
+    """Import library modules before any student code; one that fails is the submission's to report."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+
+
+def _import_libraries(with_torch: bool, modules: list[str] = ()) -> None:
     import numpy  # noqa: F401  imported once, before any student code
     if with_torch:
         import torch
@@ -405,6 +416,7 @@ def _import_libraries(with_torch: bool) -> None:
         # once per fork server, and in parallel with collection for a fresh worker
         leaf = torch.ones(2, requires_grad=True)
         (leaf * 2).backward(torch.ones(2))
+    preload(modules)
     from mlgrade import probes, wire  # noqa: F401
 
 
@@ -420,7 +432,7 @@ def zygote(cfg: dict) -> None:
     # a fork server and its workers must not outlive the grading process that owns them,
     # even when that process is SIGKILLed (a batch timeout): no cleanup code would run then
     _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    _import_libraries(cfg.get("torch", True))
+    _import_libraries(cfg.get("torch", True), cfg.get("preload", ()))
     sock = socket.socket(fileno=cfg["socket_fd"])
     status_fds: dict[int, int] = {}  # child pid -> where its exit status goes (the grading process reads it)
 

@@ -30,8 +30,8 @@ def hw6_reference(tmp_path):
     return folder
 
 
-def _stopped_fork_server() -> Zygote:
-    zygote = Zygote()
+def _stopped_fork_server(**options) -> Zygote:
+    zygote = Zygote(**options)
     zygote.proc.kill()
     zygote.proc.wait()
     return zygote

@@ -424,3 +424,19 @@ def test_hostile_frames_are_decoded_within_bounded_memory():
     assert report["added_mb"]["24 MB of nested lists"] < 1, report
     assert max(report["added_mb"].values()) < 80, report
     assert report["peak_mb"] < 384, report
+
+
+def test_either_falls_back_where_its_first_value_cannot_travel_and_the_frame_stays_whole():
+    after = np.arange(3.0)
+    payload = wire.encode({"a": wire.Either([np.ones(2), object()], ["fallback"]), "b": after})
+    decoded = wire.decode(payload)
+    assert decoded["a"] == ["fallback"]
+    np.testing.assert_array_equal(decoded["b"], after)  # the abandoned array's bytes are not in the frame
+    assert len(payload) == len(wire.encode({"a": ["fallback"], "b": after}))
+
+
+def test_named_values_are_named_in_the_error():
+    message = "the returned value[1] is an object of type object"
+    with pytest.raises(wire.UnsupportedValue, match=re.escape(message)):
+        wire.encode({"id": 1, "value": {"value": wire.Named([1, object()], "the returned value")}})
+    assert wire.decode(wire.encode({"value": wire.Named([1, 2.5], "the returned value")})) == {"value": [1, 2.5]}
