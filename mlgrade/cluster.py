@@ -3,9 +3,10 @@
 The client (:class:`Cluster`, in ``mlgrade grade``) stages and records exactly as the local pool
 does (:func:`mlgrade.batch.grade_class`); only the grading of each submission moves. It sends:
 
-- the assignment bundle once per run (the graders and reference as a zip, scattered to every
-  worker): a worker extracts it into a private folder named after its hash, never from anything a
-  student sent, and grades only when its own mlgrade and contract match the client's;
+- the assignment bundle once per run (the graders and reference as a zip, in a worker plugin
+  that the scheduler gives every worker, present and future): a worker extracts it into a
+  private folder named after its hash, never from anything a student sent, and refuses it
+  unless its own mlgrade and contract match the client's;
 - each submission as one task: the contract's files as bytes (each within the loader's limit),
   with retries off (a retry re-runs hostile code).
 
@@ -22,6 +23,7 @@ is regraded once elsewhere, then reported failed (KilledWorker). A grading that 
 """
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import importlib.metadata
@@ -40,7 +42,8 @@ from pathlib import Path
 
 import dask
 import distributed
-from distributed import Client, as_completed, get_worker
+import distributed.comm
+from distributed import Client, WorkerPlugin, as_completed, get_worker
 
 from mlgrade import assignments
 from mlgrade.assignments import Assignment
@@ -57,6 +60,11 @@ MAX_BUNDLE_BYTES = 256 << 20
 MAX_BUNDLE_ENTRIES = 10_000
 MAX_REPLY_BYTES = 16 << 20  # results.json (< 1 MB) and a log cut to 2M characters, as JSON
 START_TOPIC = "mlgrade-grading-started"
+# what a scheduler for grading should be started with (local_cluster does; README for others):
+# a task regraded once after a worker death, and a large class queued on the scheduler rather
+# than on busy workers (a worker's death counts against every task assigned to it, begun or not)
+SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                    "distributed.scheduler.worker-saturation": 1.0}
 BUNDLE_MANIFEST = "mlgrade-bundle.json"
 SLOT_USER = "mlgrade-d{slot}"
 MAX_SLOTS = 256
@@ -74,6 +82,8 @@ MSG_WORKER_DIED = "the Dask worker grading this submission died ({attempts} time
 MSG_CANCELLED = "the cluster lost this grading ({status}): not graded"
 MSG_BAD_REPLY = "the Dask worker's reply could not be read ({error}): not graded"
 MSG_ENGINE_MISMATCH = "this worker's {what} differs from the client's: install the same mlgrade on every worker"
+MSG_PLUGIN_REFUSED = "a Dask worker refused the assignment ({error})"
+MSG_NO_PLUGIN = "this worker has no assignment bundle {name} (it was unregistered: the client has gone)"
 MSG_BAD_FILE = "submission file {name!r} refused: {why}"
 MSG_BAD_BUNDLE = "the assignment bundle's entry {name!r} refused: {why}"
 
@@ -90,10 +100,14 @@ class Cluster:
 
     client: Client
     address: str
-    bundle: bytes  # the assignment's graders and reference (make_bundle)
+    plugin: str  # the name of the registered AssignmentPlugin that gives workers the assignment
     notes: list[str] = field(default_factory=list)  # what the instructor should know (not errors)
 
     def close(self) -> None:
+        try:
+            self.client.unregister_worker_plugin(self.plugin)
+        except Exception:  # the scheduler already gone: nothing left to unregister
+            pass
         self.client.close()
 
     def __enter__(self) -> "Cluster":
@@ -104,15 +118,17 @@ class Cluster:
 
     def run(self, assignment: Assignment, todo: list[Submission], timeout: float, on_done) -> list[str]:
         """Grade ``todo`` on the cluster; ``on_done(sub, result, failure)`` once per submission."""
-        bundle = self.client.scatter(self.bundle, broadcast=True)
         started: dict[str, tuple[float, str]] = {}  # task key -> (monotonic start, worker address)
         self.client.subscribe_topic(START_TOPIC, lambda event: started.__setitem__(
             event[1]["key"], (time.monotonic(), event[1]["worker"])))
         futures = {}
-        for sub in todo:
+        run = os.urandom(6).hex()
+        for i, sub in enumerate(todo):
             files = {p.name: p.read_bytes() for p in sorted(sub.folder.iterdir()) if p.is_file()}
-            fut = self.client.submit(grade_task, bundle, assignment.id, files, retries=0, pure=False,
-                                     key=f"mlgrade-{sub.student}-{os.urandom(6).hex()}")
+            # one task group ("mlgrade": the word after it is a number), so that a large class is
+            # queued on the scheduler rather than on the workers
+            fut = self.client.submit(grade_task, self.plugin, assignment.id, files, retries=0, pure=False,
+                                     key=f"mlgrade-{i:06d}-{run}-{sub.student}")
             futures[fut.key] = (fut, sub)
         timed_out: dict[str, float] = {}
         stop = threading.Event()
@@ -121,9 +137,11 @@ class Cluster:
         watchdog.start()
         errors: list[str] = []
         try:
-            for fut in as_completed([f for f, _ in futures.values()], loop=self.client.loop):
+            # results fetched as each completes: a worker that dies later takes nothing with it
+            for fut, reply in as_completed([f for f, _ in futures.values()], loop=self.client.loop,
+                                           with_results=True, raise_errors=False):
                 sub = futures[fut.key][1]
-                report(on_done, sub, *self._outcome(fut, started, timed_out, timeout), errors)
+                report(on_done, sub, *self._outcome(fut, reply, started, timed_out, timeout), errors)
         finally:
             stop.set()
             watchdog.join()
@@ -145,11 +163,11 @@ class Cluster:
                 self.client.restart_workers([worker], raise_for_error=False)
 
     @staticmethod
-    def _outcome(fut, started: dict, timed_out: dict, timeout: float) -> tuple[dict | None, Failure | None]:
+    def _outcome(fut, reply, started: dict, timed_out: dict, timeout: float) -> tuple[dict | None, Failure | None]:
         seconds = time.monotonic() - started.get(fut.key, (time.monotonic(), ""))[0]
         if fut.status == "finished":
             try:
-                return decode_reply(fut.result()), None
+                return decode_reply(reply), None
             except ValueError as exc:
                 return None, Failure(MSG_BAD_REPLY.format(error=str(exc)[:300]), seconds)
         if fut.status == "cancelled":
@@ -170,10 +188,12 @@ def connect(address: str, assignment: Assignment, connect_timeout: float = CONNE
     """A client of the scheduler at ``address``, ready to grade ``assignment``. ClusterError
     (before anything is graded or written) if no scheduler answers within ``connect_timeout``
     seconds, no worker joins within ``worker_wait``, or a worker's memory limit is too small."""
-    bundle = make_bundle(assignment)
+    plugin = AssignmentPlugin(make_bundle(assignment), assignment.id)
     try:
+        # the Client's own timeout does not bound a peer that accepts and stays silent
+        asyncio.run(asyncio.wait_for(_handshake(address, connect_timeout), connect_timeout))
         client = Client(address, timeout=connect_timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         raise ClusterError(MSG_NO_SCHEDULER.format(address=address, seconds=connect_timeout,
                                                    error=str(exc).splitlines()[0][:200] if str(exc) else
                                                    type(exc).__name__)) from None
@@ -184,10 +204,14 @@ def connect(address: str, assignment: Assignment, connect_timeout: float = CONNE
         raise ClusterError(MSG_NO_WORKERS.format(address=address, seconds=worker_wait)) from None
     try:
         _check_memory(client, assignment)
+        try:
+            client.register_plugin(plugin, name=plugin.name)
+        except Exception as exc:  # a worker's setup refused it: its mlgrade or contract differs
+            raise ClusterError(MSG_PLUGIN_REFUSED.format(error=f"{type(exc).__name__}: {str(exc)[:300]}")) from None
     except ClusterError:
         client.close()
         raise
-    cluster = Cluster(client, address, bundle)
+    cluster = Cluster(client, address, plugin.name)
     allowed = client.run_on_scheduler(_allowed_failures)
     if allowed != ALLOWED_FAILURES:
         cluster.notes.append(MSG_ALLOWED_FAILURES.format(address=address, n=allowed))
@@ -205,6 +229,11 @@ def _check_memory(client: Client, assignment: Assignment) -> None:
                                                        process=GRADING_PROCESS_MB))
 
 
+async def _handshake(address: str, seconds: float) -> None:
+    comm = await distributed.comm.connect(address, timeout=seconds)
+    await comm.close()
+
+
 def _allowed_failures(dask_scheduler) -> int:
     return dask_scheduler.allowed_failures
 
@@ -212,10 +241,10 @@ def _allowed_failures(dask_scheduler) -> int:
 def local_cluster(n_workers: int = 2, **kwargs) -> distributed.LocalCluster:
     """A LocalCluster set up as a real one should be: one thread per worker process, the
     preload, and tasks regraded once after a worker death (tests, benchmarks)."""
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+    with dask.config.set(SCHEDULER_CONFIG):
         return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                         preload=["mlgrade.cluster"], host="127.0.0.1",
-                                        dashboard_address=None, **kwargs)
+                                        dashboard_address=":0", **kwargs)
 
 
 # --- the assignment bundle: graders and reference, from the client --------------------------------
@@ -288,6 +317,18 @@ def _extract_bundle(bundle: bytes, target: Path) -> None:
                 raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class AssignmentPlugin(WorkerPlugin):
+    """Gives every worker, present and future, the graders and reference of one assignment:
+    unpacked at set-up (a worker whose mlgrade or contract differs refuses it there)."""
+
+    def __init__(self, bundle: bytes, assignment_id: str):
+        self.bundle, self.assignment_id = bundle, assignment_id
+        self.name = f"mlgrade-{assignment_id}-{hashlib.sha256(bundle).hexdigest()[:16]}"
+
+    def setup(self, worker) -> None:
+        _assignment(self.bundle, self.assignment_id)
 
 
 _ASSIGNMENTS: dict[str, Assignment] = {}  # bundle digest -> the assignment it grades, in this worker
@@ -368,13 +409,17 @@ def _stage(folder: Path, files: dict, assignment: Assignment) -> None:
         (folder / name).write_bytes(data)
 
 
-def grade_task(bundle: bytes, assignment_id: str, files: dict) -> str:
+def grade_task(plugin_name: str, assignment_id: str, files: dict) -> str:
     """A Dask task: grade one submission's files; the reply is JSON text (see decode_reply)."""
     worker = get_worker()
-    worker.log_event(START_TOPIC, {"key": str(worker.get_current_task()), "worker": worker.address})
+    plugin = worker.plugins.get(plugin_name)
+    if not isinstance(plugin, AssignmentPlugin):
+        raise RuntimeError(MSG_NO_PLUGIN.format(name=plugin_name))
+    worker.log_event(START_TOPIC, {"key": str(worker.get_current_task()), "worker": worker.address,
+                                   "pid": os.getpid()})
     with _GRADING:
         _prepare_process()
-        assignment = _assignment(bundle, assignment_id)
+        assignment = _assignment(plugin.bundle, assignment_id)
         with tempfile.TemporaryDirectory(prefix="mlgrade-submission-") as folder:
             _stage(Path(folder), files, assignment)
             result = grade_one(assignment, Path(folder), None)
