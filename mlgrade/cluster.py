@@ -160,7 +160,10 @@ class Cluster:
                     continue
                 timed_out[key] = now - begun
                 fut.cancel()
-                self.client.restart_workers([worker], raise_for_error=False)
+                try:
+                    self.client.restart_workers([worker], raise_for_error=False)
+                except Exception:  # no nanny, or the worker already gone: the grading is cancelled anyway
+                    pass
 
     @staticmethod
     def _outcome(fut, reply, started: dict, timed_out: dict, timeout: float) -> tuple[dict | None, Failure | None]:

@@ -62,6 +62,13 @@ def dask_cluster():
         yield lc
 
 
+@pytest.fixture
+def fresh_cluster():
+    """A cluster of its own for a test that kills or restarts workers."""
+    with local_cluster(2) as lc:
+        yield lc
+
+
 @pytest.fixture(scope="module")
 def both(tmp_path_factory, dask_cluster):
     """The mixed class graded by the local pool (-j 2) and by the LocalCluster."""
@@ -137,10 +144,10 @@ def _graded_while_killing(tmp_path: Path, dask_cluster, students: dict[str, str]
     return summary, kills, read_scores(tmp_path / "out" / "scores.csv")
 
 
-def test_a_dask_worker_killed_mid_task_loses_no_student(tmp_path, dask_cluster):
+def test_a_dask_worker_killed_mid_task_loses_no_student(tmp_path, fresh_cluster):
     slow = REF.read_text() + SLOW_IMPORT.format(seconds=4)
     summary, kills, scores = _graded_while_killing(
-        tmp_path, dask_cluster, {"alice": REF.read_text(), "kill_once": slow},
+        tmp_path, fresh_cluster, {"alice": REF.read_text(), "kill_once": slow},
         lambda student, kills: student == "kill_once" and not kills)
     assert kills == ["kill_once"]
     assert (summary.graded, summary.failed, len(summary.rows)) == (2, 0, 2)
@@ -148,10 +155,10 @@ def test_a_dask_worker_killed_mid_task_loses_no_student(tmp_path, dask_cluster):
     assert (tmp_path / "out" / "kill_once" / ".mlgrade-hash").is_file()
 
 
-def test_a_submission_whose_worker_dies_twice_is_reported_failed_once(tmp_path, dask_cluster):
+def test_a_submission_whose_worker_dies_twice_is_reported_failed_once(tmp_path, fresh_cluster):
     slow = REF.read_text() + SLOW_IMPORT.format(seconds=4)
     summary, kills, scores = _graded_while_killing(
-        tmp_path, dask_cluster, {"alice": REF.read_text(), "kill_always": slow},
+        tmp_path, fresh_cluster, {"alice": REF.read_text(), "kill_always": slow},
         lambda student, kills: student == "kill_always")
     assert kills == ["kill_always", "kill_always"]  # graded once more after the first death, not again
     assert (summary.graded, summary.failed, len(summary.rows)) == (1, 1, 2)
@@ -164,15 +171,18 @@ def test_a_submission_whose_worker_dies_twice_is_reported_failed_once(tmp_path, 
     assert not (tmp_path / "out" / "kill_always" / ".mlgrade-hash").exists()  # graded again next run
 
 
-def test_a_grading_past_the_timeout_is_stopped_and_its_worker_restarted(tmp_path, dask_cluster):
+def test_a_grading_past_the_timeout_is_stopped_and_its_worker_restarted(tmp_path, fresh_cluster):
     subs = tmp_path / "subs"
     (subs / "alice").mkdir(parents=True)
     shutil.copy(REF, subs / "alice" / "hw6.py")
     (subs / "slow").mkdir()
     (subs / "slow" / "hw6.py").write_text(REF.read_text() + SLOW_IMPORT.format(seconds=55))  # within load_timeout
-    with connect(dask_cluster.scheduler_address, A) as grader:
+    with connect(fresh_cluster.scheduler_address, A) as grader:
+        before = set(grader.client.scheduler_info()["workers"])
         summary = grade_class(A, subs, tmp_path / "out", timeout=40, progress=False, run=grader.run)
-        grader.client.wait_for_workers(2, timeout=120)  # the restarted one is back for the next test
+        grader.client.wait_for_workers(2, timeout=300)
+        after = set(grader.client.scheduler_info()["workers"])
+    assert len(before - after) == 1  # the worker of the stopped grading was restarted (a new address)
     assert (summary.graded, summary.failed) == (1, 1)
     assert summary.failures == {"slow": "grading took longer than 40 s and was stopped"}
     assert float(read_scores(tmp_path / "out" / "scores.csv")["alice"]["total"]) > 0
