@@ -10,8 +10,8 @@ time, so the one that breaks it again is the one marked failed.
 
 Every student is reported once: graded (a score), or failed (no score: an engine failure, a
 crash, a timeout, or a submission that could not be read), never both. results.json is written
-by the runner for a completed grading and by :func:`mlgrade.results.write_results` for every
-failure; what fails afterwards (the log, the hash file) is the instructor's problem, reported
+by the runner for a completed grading (on a Dask cluster, mlgrade.cluster, by this module from
+the worker's reply) and by :func:`mlgrade.results.write_results` for every failure; what fails afterwards (the log, the hash file) is the instructor's problem, reported
 in the summary, and never replaces a result.
 
 When grading as root, pool process k runs student code as its own user (``mlgrade`` for k=0,
