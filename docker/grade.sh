@@ -3,8 +3,8 @@
 #
 #   docker/grade.sh ZIP SUBMISSION_DIR [RESULTS_DIR]
 #
-# Builds the image from docker/Dockerfile (tagged by the zip's hash, so an unchanged zip reuses
-# the image), runs /autograder/run_autograder with --network none and the submission mounted at
+# Builds the image from docker/Dockerfile with build-image.sh (tagged by the zip's hash, so an
+# unchanged zip reuses the image), runs /autograder/run_autograder with --network none and the submission mounted at
 # /autograder/submission, copies results.json into RESULTS_DIR (default ./results) and prints it.
 # Environment: BASE_IMAGE (default gradescope/autograder-base:latest), BUILD_NETWORK (e.g.
 # "host", needed for a local/debian base without a bridge; also lets the build fetch the zip's
@@ -14,45 +14,11 @@ set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 ZIP SUBMISSION_DIR [RESULTS_DIR]" >&2; exit 2; }
 ZIP=$(realpath "$1"); SUB=$(realpath "$2"); RESULTS=${3:-./results}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BASE_IMAGE=${BASE_IMAGE:-gradescope/autograder-base:latest}
-BUILD_NETWORK=${BUILD_NETWORK:-}
 GRADE_TIMEOUT=${GRADE_TIMEOUT:-1800}
 [ -f "$ZIP" ] || { echo "grade.sh: no zip $ZIP" >&2; exit 2; }
 [ -d "$SUB" ] || { echo "grade.sh: no submission folder $SUB" >&2; exit 2; }
-PY=$(command -v python3 || command -v python)
 
-hash=$( (sha256sum "$ZIP"; sha256sum "$HERE/Dockerfile"; echo "$BASE_IMAGE") | sha256sum | cut -c1-16)
-TAG="mlgrade-autograder:$hash"
-
-if ! docker image inspect "$TAG" >/dev/null 2>&1; then
-  ctx=$(mktemp -d); server=""
-  trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$ctx"' EXIT
-  "$PY" -m zipfile -e "$ZIP" "$ctx/source"
-  chmod 755 "$ctx/source"/setup.sh "$ctx/source"/run_autograder
-  args=(--build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$TAG" -f "$HERE/Dockerfile")
-  [ -n "$BUILD_NETWORK" ] && args+=(--network "$BUILD_NETWORK")
-  if [ -d "$ctx/source/wheelhouse" ] && [ "$BUILD_NETWORK" = host ]; then
-    mv "$ctx/source/wheelhouse" "$ctx/wheelhouse"
-    echo "wheelhouse" > "$ctx/.dockerignore"
-    portfile="$ctx/port"
-    "$PY" - "$ctx/wheelhouse" "$portfile" <<'PYEOF' &
-import functools, http.server, sys
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-handler = functools.partial(Quiet, directory=sys.argv[1])
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-open(sys.argv[2] + ".tmp", "w").write(str(srv.server_address[1]))
-import os; os.replace(sys.argv[2] + ".tmp", sys.argv[2])
-srv.serve_forever()
-PYEOF
-    server=$!
-    for _ in $(seq 50); do [ -s "$portfile" ] && break; sleep 0.1; done
-    args+=(--build-arg "WHEELHOUSE_URL=http://127.0.0.1:$(cat "$portfile")/")
-  fi
-  echo "grade.sh: building $TAG from $(basename "$ZIP") on $BASE_IMAGE" >&2
-  DOCKER_BUILDKIT=0 docker build -q "${args[@]}" "$ctx" >&2
-fi
+TAG=$("$HERE/build-image.sh" "$ZIP")
 # BUILD_ONLY=1: print the image's tag and stop (bench/bench_gradescope.py runs it itself)
 [ -n "${BUILD_ONLY:-}" ] && { echo "$TAG"; exit 0; }
 

@@ -10,8 +10,8 @@ time, so the one that breaks it again is the one marked failed.
 
 Every student is reported once: graded (a score), or failed (no score: an engine failure, a
 crash, a timeout, or a submission that could not be read), never both. results.json is written
-by the runner for a completed grading and by :func:`mlgrade.results.write_results` for every
-failure; what fails afterwards (the log, the hash file) is the instructor's problem, reported
+by the runner for a completed grading (on a Dask cluster, mlgrade.cluster, by this module from
+the worker's reply) and by :func:`mlgrade.results.write_results` for every failure; what fails afterwards (the log, the hash file) is the instructor's problem, reported
 in the summary, and never replaces a result.
 
 When grading as root, pool process k runs student code as its own user (``mlgrade`` for k=0,
@@ -45,7 +45,7 @@ from mlgrade.loading import MAX_SOURCE_BYTES, find_file
 from mlgrade.results import engine_failure, failure_reason, is_engine_failure, passed, write_results
 from mlgrade.terminal import printable
 
-__all__ = ["ExportError", "Failure", "Submission", "Summary", "discover", "grade_class", "tree_hash"]
+__all__ = ["ExportError", "Failure", "Submission", "Summary", "discover", "grade_class", "grade_one", "tree_hash"]
 
 HASH_FILE = ".mlgrade-hash"
 LOG_FILE = "grading.log"  # beside each student's results.json: the instructor's log of that grading
@@ -480,16 +480,23 @@ def _cut(text: str) -> str:
     return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
 
 
-def _grade_one(student: str, folder: str, results_path: str) -> dict:
-    """In a pool process: grade one submission (the runner writes its results.json)."""
+def grade_one(assignment: Assignment, folder: Path, results_path: str | None) -> dict:
+    """Grade one staged submission in this process, with its warm fork server (started on first
+    use, replaced when it died): in a pool process, or in a Dask worker (mlgrade.cluster).
+    ``written``: whether the runner wrote results.json (only with a ``results_path``)."""
     from mlgrade.runner import fork_server, grade
 
     global _ZYGOTE
     if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
-        _ZYGOTE = fork_server(_ASSIGNMENT)
-    outcome = grade(_ASSIGNMENT, Path(folder), results_path, zygote=_ZYGOTE)
-    return {"results": outcome.results, "log": _cut(outcome.log),
+        _ZYGOTE = fork_server(assignment)
+    outcome = grade(assignment, folder, results_path, zygote=_ZYGOTE)
+    return {"results": outcome.results, "log": _cut(outcome.log), "written": results_path is not None,
             "pid": os.getpid(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _grade_one(student: str, folder: str, results_path: str) -> dict:
+    """In a pool process: grade one submission (the runner writes its results.json)."""
+    return grade_one(_ASSIGNMENT, Path(folder), results_path)
 
 
 def _ensure_slot_users(jobs: int) -> None:
@@ -598,13 +605,19 @@ def _run(pool: _Pool, tasks: list[Submission], jobs: int, timeout: float, out_di
                 pool.kill()
                 executor = pool.start()
             for sub, result, failure in finished:
-                try:
-                    on_done(sub, result, failure)
-                except Exception as exc:  # our bookkeeping, not the grading: reported, never retried
-                    errors.append(f"{sub.student}: recording the result failed ({type(exc).__name__}: {exc})")
+                report(on_done, sub, result, failure, errors)
     finally:
         pool.kill()
     return errors
+
+
+def report(on_done, sub: Submission, result: dict | None, failure: Failure | None, errors: list[str]) -> None:
+    """Report ``sub`` once through ``on_done``; what that raises is our bookkeeping, not the
+    grading: one line in ``errors``, never retried nor reported again."""
+    try:
+        on_done(sub, result, failure)
+    except Exception as exc:
+        errors.append(f"{sub.student}: recording the result failed ({type(exc).__name__}: {exc})")
 
 
 # --- rows, scores.csv ---------------------------------------------------------------------------
@@ -679,8 +692,12 @@ def _prepare(folder: Path) -> None:
 
 
 def grade_class(assignment: Assignment, submissions: Path, out_dir: Path, jobs: int = 2, force: bool = False,
-                timeout: float = 900.0, console=None, progress: bool = True) -> Summary:
+                timeout: float = 900.0, console=None, progress: bool = True, run=None) -> Summary:
     """Grade every submission under ``submissions`` (a folder or an export zip) into ``out_dir``.
+
+    ``run``: what grades the submissions to grade, ``run(assignment, todo, timeout, on_done)``
+    returning the bookkeeping errors like :func:`_run` (``mlgrade.cluster.Cluster.run``: a Dask
+    cluster); by default the local pool of ``jobs`` processes.
 
     ``summary.ok`` is False when a student was given no score (``summary.failed``, reasons in
     ``summary.failures``) or something was not written (``summary.errors``). Raises ExportError
@@ -735,7 +752,8 @@ def grade_class(assignment: Assignment, submissions: Path, out_dir: Path, jobs: 
             shown = "no score" if row["score"] is None else f"{row['score']:g}"
             bar.update(task, advance=1, last=printable(f"{sub.student}: {shown}"))
             if failure is None or failure.writable:
-                error = _record(out_dir / sub.student, results if failure else None, log,
+                unwritten = failure is not None or not result.get("written", True)  # a cluster's: ours to write
+                error = _record(out_dir / sub.student, results if unwritten else None, log,
                                 sub.digest if row["status"] == "graded" else None)
                 if error:
                     problem(f"{sub.student}: {error}")
@@ -744,7 +762,10 @@ def grade_class(assignment: Assignment, submissions: Path, out_dir: Path, jobs: 
             task = bar.add_task(f"grading {assignment.id}", total=len(todo) + len(refused), last="")
             for sub, failure in refused:
                 on_done(sub, None, failure)
-            if todo:
+            if todo and run is not None:
+                for text in run(assignment, todo, timeout, on_done):
+                    problem(text)
+            elif todo:
                 _ensure_slot_users(min(jobs, len(todo)))
                 n = min(jobs, len(todo))
                 for text in _run(_Pool(assignment, n), todo, n, timeout, out_dir, on_done):
@@ -781,12 +802,12 @@ def _plan(subs: list[Submission], out_dir: Path, engine: str, force: bool, summa
     return todo, refused
 
 
-def _record(folder: Path, failure_results: dict | None, log: str, digest: str | None) -> str | None:
-    """Write a reported student's files: the failure record (a completed grading's results.json
-    is the runner's), the log, then the hash (only once all the rest is written). Returns what
-    could not be written, or None."""
-    writes = [("results.json", lambda: write_results(str(folder / "results.json"), failure_results))
-              ] if failure_results is not None else []
+def _record(folder: Path, results: dict | None, log: str, digest: str | None) -> str | None:
+    """Write a reported student's files: results.json when the runner did not write it (a
+    failure record, a cluster's grading), the log, then the hash (only once all the rest is
+    written). Returns what could not be written, or None."""
+    writes = [("results.json", lambda: write_results(str(folder / "results.json"), results))
+              ] if results is not None else []
     writes.append((LOG_FILE, lambda: _write_log(folder / LOG_FILE, log)))
     if digest is not None:  # graded and recorded in full: skipped while unchanged
         writes.append((HASH_FILE, lambda: _write_hash(folder / HASH_FILE, digest)))

@@ -163,12 +163,27 @@ def cmd_grade(args) -> int:
     from mlgrade.batch import ExportError, grade_class
 
     assignment = assignments.get(args.assignment)
+    cluster = None
+    if args.scheduler:  # only then is Dask imported: the local pool needs none of it
+        from mlgrade.cluster import ClusterError, connect
+
+        try:
+            cluster = connect(args.scheduler, assignment)
+        except ClusterError as exc:
+            console.print(printable(f"mlgrade: {exc}"), markup=False)
+            return 2
+        for note in cluster.notes:
+            console.print(printable(f"mlgrade: note: {note}"), markup=False)
     try:
         summary = grade_class(assignment, Path(args.submissions), Path(args.output), jobs=args.jobs,
-                              force=args.force, timeout=args.timeout, console=console)
+                              force=args.force, timeout=args.timeout, console=console,
+                              run=cluster.run if cluster else None)
     except ExportError as exc:
         console.print(printable(f"mlgrade: {exc}"), markup=False)
         return 2
+    finally:
+        if cluster is not None:
+            cluster.close()
     console.print(f"graded {summary.graded}, skipped {summary.skipped} unchanged, {summary.failed} failed; "
                   f"{summary.seconds:.1f} s. Wrote {args.output}/scores.csv and {args.output}/report.html")
     for student, reason in sorted(summary.failures.items()):
@@ -226,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="out", help="output folder (default ./out)")
     p.add_argument("--force", action="store_true", help="regrade students whose submission and graders are unchanged")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds for one submission before its process is killed")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="grade on the Dask cluster of this scheduler (tcp://host:8786; workers started with "
+                        "`dask worker ADDRESS --nthreads 1 --preload mlgrade.cluster`) instead of -j local processes")
     _unsafe_option(p)
     p.set_defaults(func=cmd_grade)
     return parser
