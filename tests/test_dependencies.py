@@ -48,11 +48,30 @@ def test_the_package_asks_for_a_torch_range_not_a_pin():
 def test_an_undeclared_import_is_named(tmp_path):
     a = assignments.get("cs446-hw2", REPO)
     assert undeclared_imports(dataclasses.replace(a, requires=[])) == [
-        "graders/cs446-hw2/test_resnet.py imports `sklearn` (scikit-learn), which cs446-hw2 does not declare: "
-        "add it to `requires` in assignment.toml (and to the package's dependencies)",
         "reference/cs446-hw2/train.py imports `sklearn` (scikit-learn), which cs446-hw2 does not declare: "
         "add it to `requires` in assignment.toml (and to the package's dependencies)",
     ]
+
+
+def test_the_cs446_grader_reads_sklearns_digits_as_load_digits_does():
+    """The grader reads the digits file without importing scikit-learn (seconds per grading), so
+    the file must stay where scikit-learn keeps it and give the arrays load_digits gives."""
+    import ast
+    import importlib.util
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    # the grader's function alone: importing the grader module needs a grading session
+    tree = ast.parse((REPO / "graders" / "cs446-hw2" / "test_resnet.py").read_text())
+    (function,) = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "load_digits"]
+    namespace = {"importlib": importlib, "np": np, "Path": Path}
+    exec(compile(ast.Module([function], []), "test_resnet.py", "exec"), namespace)
+    data, target = namespace["load_digits"]()
+    expected = load_digits()
+    np.testing.assert_array_equal(data, expected.data)
+    np.testing.assert_array_equal(target, expected.target)
+    assert data.shape == (1797, 64)
 
 
 class _Elsewhere(assignments.Assignment):
