@@ -131,4 +131,7 @@ def test_the_fork_server_preloads_the_templates_installed_libraries(tmp_path, mo
     # a file of that name found first on the path (the current folder of `python -m`) is not imported
     (tmp_path / "cvxopt.py").write_text("raise SystemExit('imported into the grading process')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    # as in a grading process that has not imported it yet (earlier tests of this run may have)
+    for name in [m for m in sys.modules if m == "cvxopt" or m.startswith("cvxopt.")]:
+        monkeypatch.delitem(sys.modules, name)
     assert template_imports(hw6) == ["numpy", "torch", "scipy.special"]
