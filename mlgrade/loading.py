@@ -49,6 +49,10 @@ MSG_CALLS_REFERENCE = (
     "{function} still calls `{call}` ({where}), the course's reference solution, which is not "
     "available to submissions: replace it by your own implementation"
 )
+MSG_IMPORTS_MLGRADE = (
+    "{where}: imports `{name}`, the autograder's own package, which submissions may not use: "
+    "remove that import (your file must compute its answers itself)"
+)
 KEPT_MAGIC_CELLS = {"time", "timeit", "capture"}
 SHELL_ASSIGN = re.compile(r"^\s*[\w, ]+=\s*[!%]")  # files = !ls
 
@@ -57,7 +61,7 @@ SHELL_ASSIGN = re.compile(r"^\s*[\w, ]+=\s*[!%]")  # files = !ls
 class LoadError:
     """Why a contract file cannot be graded; ``message`` names file, cell and line."""
 
-    kind: str  # not_submitted | syntax | imports_reference | unreadable (not a regular file, too large)
+    kind: str  # not_submitted | syntax | imports_reference | imports_mlgrade | unreadable (not a regular file, too large)
     message: str
 
 
@@ -362,6 +366,7 @@ def _kept_safely(node: ast.stmt, known: set[str]) -> bool:
 
 
 def _check_imports(chunks: list[tuple[str, str]], forbidden: set[str]) -> LoadError | None:
+    """The first import of a ``forbidden`` module (the reference solution) or of mlgrade itself."""
     for label, source in chunks:
         for node in ast.walk(ast.parse(source, filename=label)):
             names = []
@@ -370,9 +375,11 @@ def _check_imports(chunks: list[tuple[str, str]], forbidden: set[str]) -> LoadEr
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
             for name in names:
+                where = f"{label}, line {node.lineno}"
                 if name.split(".")[0] in forbidden:
-                    where = f"{label}, line {node.lineno}"
                     return LoadError("imports_reference", MSG_IMPORTS_REFERENCE.format(where=where, name=name))
+                if name.split(".")[0] == "mlgrade":
+                    return LoadError("imports_mlgrade", MSG_IMPORTS_MLGRADE.format(where=where, name=name))
     return None
 
 
@@ -399,8 +406,8 @@ def load_file(submission_dir: Path, names: list[str], reference_modules: set[str
             module.error = tree
             return module
         module.chunks = [(path.name, source)]
-    if module.error is None and not module.unavailable:  # a notebook's uses were named per definition
-        module.error = _check_imports(module.chunks, set(reference_modules))
+    if module.error is None:  # a notebook's uses of the reference were named per definition
+        module.error = _check_imports(module.chunks, set() if module.unavailable else set(reference_modules))
     return module
 
 

@@ -6,13 +6,84 @@ never judge: they call, differentiate, list and transplant. Student code shares 
 process and can replace any of them, so a probe never reports a conclusion about the
 student's code (a digest, a flag): it sends back the values themselves, which the grading
 process compares with what it holds.
+
+The worker finds probes in an explicit table, never by ``getattr`` on this module: each
+probe enters it through :func:`register` (the one door, which checks what it is given), and
+the worker takes :func:`bind` before the submission's first line runs. ``bind`` copies every
+probe over a snapshot of its module's names, so a submission that later replaces
+``mlgrade.probes.call`` or a helper it uses (``_as_sent_back``, ``report``) changes nothing the
+worker runs. That is cheap, not a boundary (ctypes reaches any memory): the boundary is that
+the grading process judges the data that comes back.
 """
 from __future__ import annotations
 
 import inspect
+import keyword
+import types
 
-from mlgrade import refusals, wire
+from mlgrade import wire
+from mlgrade.refusals import during, report
 from mlgrade.worker_errors import ErrorKind
+
+__all__ = ["ProbeError", "RegistrationError", "bind", "register"]
+
+_TABLE: dict[str, types.FunctionType] = {}
+
+
+class RegistrationError(ValueError):
+    """A probe that cannot enter the table; the message names it first."""
+
+
+def register(fn=None, *, name: str | None = None):
+    """Add ``fn`` to the probes the worker may run, under ``name`` (default: its own name).
+
+    Used as a decorator. A probe is a plain function whose first parameter is ``worker``;
+    a course registers its own probes the same way, from a file imported in the worker
+    before the table is bound.
+    """
+    def add(fn):
+        key = name or getattr(fn, "__name__", "")
+        if not (isinstance(key, str) and key.isidentifier() and not keyword.iskeyword(key)):
+            raise RegistrationError(f"{key!r}: a probe's name must be an identifier")
+        if not isinstance(fn, types.FunctionType):
+            raise RegistrationError(f"{key}: a probe must be a plain function, got {type(fn).__name__}")
+        params = list(inspect.signature(fn).parameters)
+        if not params or params[0] != "worker":
+            raise RegistrationError(f"{key}: a probe's first parameter must be `worker`, got {params[:1]}")
+        if key in _TABLE and _TABLE[key] is not fn:
+            raise RegistrationError(f"{key}: a probe of that name is registered already "
+                                    f"({_TABLE[key].__module__}.{_TABLE[key].__qualname__})")
+        _TABLE[key] = fn
+        return fn
+
+    return add(fn) if fn is not None else add
+
+
+def _detached(fn: types.FunctionType, names: dict) -> types.FunctionType:
+    copy = types.FunctionType(fn.__code__, names, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    return copy
+
+
+def bind() -> types.MappingProxyType:
+    """The probe table as it is now, for the worker to keep before student code runs.
+
+    Every probe, and every function of its module that it reaches by name, is copied over a
+    private snapshot of that module's globals: later assignments to the module's names
+    (``probes.network = ...``) do not reach the copies.
+    """
+    snapshots: dict[int, dict] = {}
+
+    def snapshot(module_globals: dict) -> dict:
+        key = id(module_globals)
+        if key not in snapshots:
+            names = snapshots[key] = dict(module_globals)
+            for attr, value in list(names.items()):
+                if isinstance(value, types.FunctionType) and value.__globals__ is module_globals:
+                    names[attr] = _detached(value, names)
+        return snapshots[key]
+
+    return types.MappingProxyType({key: _detached(fn, snapshot(fn.__globals__)) for key, fn in _TABLE.items()})
 
 
 class ProbeError(Exception):
@@ -47,6 +118,7 @@ def _as_sent_back(key, value) -> wire.Either:
     return wire.Either([key, True, value], [key, False, None])
 
 
+@register
 def call(worker, target, args=(), kwargs=None, keep=False, send_back=(), refused=()):
     """Call ``target(*args, **kwargs)``.
 
@@ -59,17 +131,18 @@ def call(worker, target, args=(), kwargs=None, keep=False, send_back=(), refused
     fn = lookup(worker, target)
     if not callable(fn):
         raise ProbeError(ErrorKind.MISSING, f"{'.'.join(target)} is not callable")
-    with refusals.during(".".join(target[1:])):
+    with during(".".join(target[1:])):
         value = fn(*args, **kwargs)
     # encoded once, with the reply: a value that cannot travel is named as the returned value
     reply = {"value": _keep(worker, value) if keep else wire.Named(value, "the returned value")}
     if send_back:
         reply["args"] = [_as_sent_back(key, args[key] if type(key) is int else kwargs[key]) for key in send_back]
     if refused:
-        reply["imports"] = refusals.report(refused)
+        reply["imports"] = report(refused)
     return reply
 
 
+@register
 def grad(worker, target, args=(), kwargs=None, wrt=(), grad_output=None):
     """Call ``target`` and backpropagate ``grad_output`` (or 1 for a scalar) into args ``wrt``.
 
@@ -85,7 +158,7 @@ def grad(worker, target, args=(), kwargs=None, wrt=(), grad_output=None):
         arg = args[i] if isinstance(i, int) else kwargs[i]
         arg.requires_grad_(True)
         leaves.append(arg)
-    with refusals.during(".".join(target[1:])):
+    with during(".".join(target[1:])):
         out = fn(*args, **kwargs)
     wire.encode(out, path="the returned value")
     if not isinstance(out, torch.Tensor):
@@ -100,6 +173,7 @@ def grad(worker, target, args=(), kwargs=None, wrt=(), grad_output=None):
     return {"value": out, "grads": [leaf.grad for leaf in leaves]}
 
 
+@register
 def signature(worker, target):
     """The parameter names and kinds of a callable, as strings."""
     fn = lookup(worker, target)
@@ -110,6 +184,7 @@ def signature(worker, target):
     return [[p.name, p.kind.name, p.default is not inspect.Parameter.empty] for p in sig.parameters.values()]
 
 
+@register
 def fetch(worker, ref):
     """The value behind a :class:`~mlgrade.wire.Ref` (already resolved by the decoder)."""
     return ref
@@ -208,6 +283,7 @@ def transplant(module, state) -> None:
             tensor.copy_(value.to(tensor.dtype))
 
 
+@register
 def module_check(worker, target, args=(), kwargs=None, state=None, x=None, grad_output=None,
                  eval_x=None, eval_grad_output=None, seed=0, dtype=None, keep=False):
     """Construct ``target(*args, **kwargs)`` (a torch module class) and describe its state.
@@ -224,7 +300,7 @@ def module_check(worker, target, args=(), kwargs=None, state=None, x=None, grad_
     if not callable(cls):
         raise ProbeError(ErrorKind.MISSING, f"{'.'.join(target)} is not callable")
     torch.manual_seed(seed)
-    with refusals.during(".".join(target[1:])):
+    with during(".".join(target[1:])):
         module = cls(*args, **kwargs)
     if not isinstance(module, torch.nn.Module):
         raise ProbeError(ErrorKind.TYPE, f"{'.'.join(target)}(...) made a {type(module).__name__}, not a torch.nn.Module")
@@ -240,11 +316,12 @@ def module_check(worker, target, args=(), kwargs=None, state=None, x=None, grad_
     if keep:
         info["ref"] = _keep(worker, module)
     if x is not None:
-        with refusals.during(".".join(target[1:])):
+        with during(".".join(target[1:])):
             info.update(exercise_module(module, x, grad_output, eval_x, eval_grad_output, seed))
     return info
 
 
+@register
 def module_state_of(worker, module):
     """The state tensors of a module kept in the worker (a resolved Ref), in state_dict order."""
     import torch
@@ -258,6 +335,7 @@ def module_state_of(worker, module):
 # -- notebook state: globals a submitted function reads, objects the grader controls ----------
 
 
+@register
 def set_globals(worker, target, values):
     """Assign ``values`` ({name: value}) as globals of the submitted module ``target[0]``.
 
@@ -269,28 +347,33 @@ def set_globals(worker, target, values):
         setattr(module, name, value)
 
 
-class LinearScores:
-    """A classifier the grader controls: ``predict(X)`` is ``X`` flattened per example times ``weights``.
-
-    Built in the worker (:func:`linear_scores`) and passed to a submitted function that takes
-    a classifier, so that no student object is ever constructed by, or returned to, the grader.
-    """
-
-    def __init__(self, weights):
-        import numpy
-
-        self.weights = numpy.asarray(weights, dtype=numpy.float64)
-
-    def predict(self, X):
-        import numpy
-
-        X = numpy.asarray(X, dtype=numpy.float64)
-        return X.reshape(len(X), -1) @ self.weights
+# -- course probes (ml1-sheet11's classifier, ml2-sheet10's networks): registered like any other;
+# -- they move to their course with issue 17 ------------------------------------------------
 
 
+def _linear_scores_class():
+    """A class of its own per classifier, made inside the bound probe: nothing a submission can
+    reach by name (``mlgrade.probes.LinearScores``) changes the classifier it receives."""
+    import numpy
+
+    class LinearScores:
+        """A classifier the grader controls: ``predict(X)`` is ``X`` flattened per example times ``weights``."""
+
+        def __init__(self, weights):
+            self.weights = numpy.asarray(weights, dtype=numpy.float64)
+
+        def predict(self, X):
+            X = numpy.asarray(X, dtype=numpy.float64)
+            return X.reshape(len(X), -1) @ self.weights
+
+    return LinearScores
+
+
+@register
 def linear_scores(worker, weights):
-    """Keep a :class:`LinearScores` classifier in the worker; returns its Ref record."""
-    return _keep(worker, LinearScores(weights))
+    """Keep a LinearScores classifier in the worker, so that no student object is ever constructed
+    by, or returned to, the grader; returns its Ref record."""
+    return _keep(worker, _linear_scores_class()(weights))
 
 
 # -- networks the grader builds: plain torch layers with the grader's parameters ------------
@@ -298,6 +381,7 @@ def linear_scores(worker, weights):
 NETWORK_LAYERS = ("Linear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "ELU", "Identity")
 
 
+@register
 def network(worker, layers, state):
     """Keep ``nn.Sequential`` of ``layers`` ([name, *args], names of NETWORK_LAYERS) in the worker,
     its parameters set to ``state`` (tensors in ``parameters()`` order); returns its Ref record."""
@@ -318,6 +402,7 @@ def network(worker, layers, state):
     return _keep(worker, net)
 
 
+@register
 def parameter_grads(worker, target, args=(), kwargs=None, modules=()):
     """Call ``target``, backpropagate its scalar output, and return it with the gradient of every
     parameter of the modules among the arguments at positions ``modules`` (None where none reached)."""
@@ -330,7 +415,7 @@ def parameter_grads(worker, target, args=(), kwargs=None, modules=()):
         if not isinstance(net, torch.nn.Module):
             raise ProbeError(ErrorKind.TYPE, f"expected a torch.nn.Module, got {type(net).__name__}")
         net.zero_grad(set_to_none=True)
-    with refusals.during(".".join(target[1:])):
+    with during(".".join(target[1:])):
         out = fn(*args, **kwargs)
         wire.encode(out, path="the returned value")
         if not isinstance(out, torch.Tensor) or out.numel() != 1:

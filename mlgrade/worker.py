@@ -306,7 +306,8 @@ def error_record(exc: BaseException, kind: ErrorKind = ErrorKind.EXCEPTION) -> d
 
 
 class Worker:
-    def __init__(self):
+    def __init__(self, probes):
+        self.probes = probes  # the table bound before any student code (mlgrade.probes.bind)
         self.modules: dict[str, types.ModuleType] = {}
         self.load_errors: dict[str, dict] = {}
         self.objects: dict[int, object] = {}
@@ -348,28 +349,77 @@ class Worker:
         return result
 
     def handle(self, request: dict):
-        from mlgrade import probes
-
         op = request["op"]
         if op == "hello":
             return {"pid": os.getpid(), "uid": os.getuid(), "missing": MISSING}
         if op == "load":
             return self.load(request["modules"])
         if op == "probe":
-            probe = getattr(probes, request["probe"])
+            probe = self.probes.get(request["probe"]) if type(request["probe"]) is str else None
+            if probe is None:
+                raise ValueError(f"unknown probe {request['probe']!r}")
             return probe(self, **request["kwargs"])
         raise ValueError(f"unknown op {op!r}")
 
 
 MISSING: list[str] = []
 
+# what a worker keeps of mlgrade: itself and the trusted code beside it; the rest (runner, cli,
+# results, grading, the assignments and their oracles) belongs to the grading process
+WORKER_MODULES = frozenset({"mlgrade", "mlgrade.worker", "mlgrade.worker_errors", "mlgrade.probes",
+                            "mlgrade.wire", "mlgrade.refusals", "mlgrade.channel",
+                            "mlgrade.mnist"})  # imported by the sheets' utils.py until it moves to its course
+# libraries of the grading process that a fork inherits and a fresh worker never imports
+GRADING_LIBRARIES = frozenset({"pytest", "_pytest", "pluggy", "iniconfig", "rich", "pygments", "markdown_it", "mdurl",
+                               "gradescope_utils", "nbformat", "nbconvert", "jupytext", "dask", "distributed"})
+WORKER_ARGV = ["-m", "mlgrade.worker"]  # what `python -I -m mlgrade.worker` shows, without its config
+
+
+class _InternalsRefused:
+    """A meta path finder: importing mlgrade beyond the worker's own modules fails with a message.
+
+    Teaching, not a boundary (a submission can remove it): hidden oracles live in graders/,
+    which the worker's view masks; this makes the honest attempt fail loudly, not silently.
+    """
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if (name == "mlgrade" or name.startswith("mlgrade.")) and name not in WORKER_MODULES:
+            raise ImportError(f"a submission may not import {name}: mlgrade is the autograder, not a library "
+                              "for your code", name=name)
+        return None
+
+
+def alike() -> None:
+    """The same interpreter state for student code whatever started the grading.
+
+    A worker forked from a fork server that was forked from `mlgrade check`, `run`, `grade`
+    or pytest would otherwise see that process's command line and modules, and a submission
+    could behave in self-check and attack in grading. Called before any student code.
+    """
+    sys.argv[:] = list(WORKER_ARGV)
+    for name in list(sys.modules):
+        top = name.partition(".")[0]
+        if (top == "mlgrade" and name not in WORKER_MODULES) or top in GRADING_LIBRARIES:
+            del sys.modules[name]
+    package = sys.modules.get("mlgrade")
+    for name, value in list(vars(package).items()) if package is not None else ():
+        # submodules, and public names the grading process imported lazily (mlgrade.student)
+        home = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+        if not name.startswith("__") and isinstance(home, str) and home.startswith("mlgrade.") \
+                and home not in WORKER_MODULES:
+            del vars(package)[name]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    sys.meta_path.insert(0, _InternalsRefused)
+
 
 def serve(request_fd: int, reply_fd: int) -> None:
     """Answer requests until the grading process closes the request pipe."""
-    from mlgrade import wire
+    from mlgrade import probes, wire
     from mlgrade.channel import Channel, ChannelClosed
 
-    worker = Worker()
+    worker = Worker(probes.bind())
+    alike()
     channel = Channel(request_fd, reply_fd)
     while True:
         try:

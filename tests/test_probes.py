@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -98,7 +99,7 @@ DRIVER = textwrap.dedent("""
     from mlgrade import probes
     from mlgrade.worker import Worker
 
-    worker = Worker()
+    worker = Worker(probes.bind())
     assert worker.load([{"name": "m", "file": "m.py", "chunks": [["m.py", sys.argv[2]]]}]) == {"m": None}
     names = ["pkg_load", "pkg_call", "pkg_other", "pkg_before"]
     first = probes.call(worker, ["m", "f"], refused=names)["imports"]
@@ -123,3 +124,63 @@ def test_worker_load_records_imports_from_the_first_line_of_student_code(tmp_pat
     # imports before the submission loaded are not recorded; those between calls are, as such
     assert second == [["pkg_load", refusals.LOAD], ["pkg_call", "f"], ["pkg_other", "g"],
                       ["pkg_outside", refusals.OUTSIDE]]
+
+
+# -- the probe table: an explicit registry, bound before student code ------------------------
+
+def test_the_probe_table_is_explicit_and_holds_the_engine_probes():
+    from mlgrade import probes
+
+    table = probes.bind()
+    assert {"call", "grad", "signature", "fetch", "module_check", "module_state_of", "set_globals"} <= set(table)
+    assert "lookup" not in table and "_keep" not in table and "bind" not in table  # helpers are not probes
+    with pytest.raises(TypeError):
+        table["call"] = None  # read-only
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda worker: 1, "'<lambda>': a probe's name must be an identifier"),
+    (len, "len: a probe must be a plain function, got builtin_function_or_method"),
+])
+def test_register_names_the_culprit_first(fn, message):
+    from mlgrade import probes
+
+    with pytest.raises(probes.RegistrationError, match=re.escape(message)):
+        probes.register(fn)
+
+
+def test_register_refuses_a_probe_without_worker_and_a_second_probe_of_a_name():
+    from mlgrade import probes
+
+    def no_worker(x):
+        return x
+
+    with pytest.raises(probes.RegistrationError, match=re.escape("no_worker: a probe's first parameter must be `worker`")):
+        probes.register(no_worker)
+
+    def call(worker):
+        return None
+
+    with pytest.raises(probes.RegistrationError, match=re.escape("call: a probe of that name is registered already")):
+        probes.register(call)
+
+
+def test_a_bound_table_ignores_later_replacements_of_probes_and_their_helpers(monkeypatch):
+    """What a submission that loads after the bind does to mlgrade.probes reaches nothing the worker runs."""
+    from mlgrade import probes
+    from mlgrade.worker import Worker
+
+    table = probes.bind()
+    worker = Worker(table)
+    assert worker.load([{"name": "m", "file": "m.py", "chunks": [["m.py", "def f(x):\n    x[0] = 9\n    return 1\n"]]}]) \
+        == {"m": None}
+    monkeypatch.setattr(probes, "call", lambda worker, **kw: {"value": "forged"})
+    monkeypatch.setattr(probes, "_as_sent_back", lambda key, value: [key, True, "forged copy"])
+    monkeypatch.setattr(probes, "report", lambda names: [])
+    monkeypatch.setattr(probes, "lookup", lambda worker, target: (lambda *a: "forged"))
+    reply = worker.handle({"op": "probe", "probe": "call", "kwargs": {"target": ["m", "f"], "args": [[1, 2]],
+                                                                       "send_back": [0]}})
+    assert reply["value"].value == 1
+    assert reply["args"][0].first == [0, True, [9, 2]]  # the list as the call left it
+    with pytest.raises(ValueError, match="unknown probe 'lookup'"):
+        worker.handle({"op": "probe", "probe": "lookup", "kwargs": {}})
