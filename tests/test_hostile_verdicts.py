@@ -22,7 +22,9 @@ from conftest import REPO
 from test_hostile import HOSTILE, HOSTILE_GRADERS, WRONG_STUBS, HostileAssignment
 
 REAL_GRADERS = REPO / "graders" / "ml-hw6"
-CALL_GRADER = '''"""The .call form of assert_unchanged, beside tests/test_hostile.py's compact graders."""
+CALL_GRADER = '''"""The .call form of assert_unchanged and .grad, beside tests/test_hostile.py's compact graders."""
+import torch
+
 from mlgrade import assert_close, assert_unchanged, check, reference, student
 
 hw6 = student("hw6")
@@ -35,6 +37,16 @@ def test_bn_unchanged_call(rng):
     result = hw6.batchnorm_forward.call(x, gamma, beta)
     assert_close(result.value[0], ref.batchnorm_forward(x, gamma, beta)[0], rtol=1e-6, atol=1e-9, name="out")
     assert_unchanged(result, "batchnorm_forward", ["x", "gamma", "beta"])
+
+
+@check("reparameterize: gradients reach mu and log_sigma (grad)")
+def test_reparameterize_grad(seed):
+    g = torch.Generator().manual_seed(seed)
+    mu, log_sigma, eps, upstream = (torch.randn(4, 3, generator=g) for _ in range(4))
+    z, grads = hw6.reparameterize.grad(mu, log_sigma, eps, wrt=(0, 1), grad_output=upstream)
+    assert_close(z, ref.reparameterize(mu, log_sigma, eps), name="z")
+    assert all(grad is not None for grad in grads), "no gradient reached mu or log_sigma"
+    assert_close(list(grads), [upstream, upstream * eps * log_sigma.exp()], rtol=1e-4, atol=1e-5, name="gradients")
 '''
 # test_svm.py: four random problems and the KKT conditions, 2 points each, and the float64 dtype
 # test, 1; SVC cannot fit the n=2 problem (both points of one class), so scikit-learn is worth
@@ -141,3 +153,30 @@ def test_an_import_at_load_time_is_refused_too(armed, tmp_path):
                "when hw6.py was loaded)")
     for name, out in _named_outputs(results, "svm_fit").items():
         assert refused in out if name != ONE_CLASS else "raised ValueError" in out
+
+
+REPLACED_PROBES = (HOSTILE / "replaced_probes" / "hw6.py").read_text()
+
+
+def test_probes_replaced_by_name_earn_nothing(armed, tmp_path):
+    """call, _as_sent_back, report and grad replaced through sys.modules: the worker runs the table
+    it bound before the submission loaded, so the writes are seen, the import is found, and the
+    gradients are autograd's (a numpy function has none)."""
+    results = _grade(armed, tmp_path, REPLACED_PROBES)
+    # the honest part: batch norm's forward values and the numpy reparameterize's values
+    assert _scores(results) == {"batchnorm_forward: random batch": 1.0, "reparameterize: z = mu + sigma * eps": 1.0}
+    for out in {**_named_outputs(results, "batchnorm_forward: leaves"),
+                **_named_outputs(results, "batchnorm_forward: correct")}.values():
+        assert UNCHANGED in out
+    for name, out in _named_outputs(results, "svm_fit").items():
+        assert REFUSED_AT_RUN_TIME in out if name != ONE_CLASS else "raised ValueError" in out
+    assert "no gradient reached" in _named_outputs(results, "reparameterize: gradients")[
+        "reparameterize: gradients reach mu and log_sigma (grad)"]
+
+
+def test_importing_mlgrade_internals_is_refused_with_a_message(armed, tmp_path):
+    results = _grade(armed, tmp_path, (HOSTILE / "import_internals" / "hw6.py").read_text())
+    assert results["score"] == 0.0
+    for t in results["tests"]:
+        assert "imports `mlgrade.assignments.ml_hw6`, the autograder's own package, which submissions may not use" \
+            in t["output"], t["output"]

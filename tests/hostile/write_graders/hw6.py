@@ -4,7 +4,8 @@ import sys
 
 import numpy as np
 import torch
-import mlgrade
+
+mlgrade = sys.modules["mlgrade"]  # no `import mlgrade`: submissions importing it are refused at load
 
 ROOT = os.path.dirname(os.path.dirname(mlgrade.__file__))
 PWN = "def test_pwned():\n    pass\n"
