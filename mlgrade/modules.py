@@ -94,13 +94,7 @@ def _bias_count(run: ModuleRun) -> int:
 def architecture_message(student: ModuleRun, expected: ModuleRun, call: str) -> str | None:
     """Why the student's state cannot take the reference's, or None when it can."""
     if len(student.shapes) == len(expected.shapes) and all(a == b for a, b in zip(student.shapes, expected.shapes)):
-        shared = [(student.names[i], student.names[j]) for i, j in enumerate(student.aliases)
-                  if j != i and expected.aliases[i] == i]
-        if not shared:
-            return None
-        name, first = shared[0]
-        return (f"{call}: `{name}` is the same tensor as `{first}`: a layer is used twice where the contract "
-                f"has two separate layers; create each layer (e.g. each BatchNorm2d) separately in __init__")
+        return None
     lines = [f"{call}: the parameters and buffers (in registration order) differ from the contract's, "
              "so the reference's weights cannot be copied into your module.",
              f"Expected {len(expected.names)}: {expected.listing()}",
@@ -119,9 +113,11 @@ def architecture_message(student: ModuleRun, expected: ModuleRun, call: str) -> 
     if extra > 0:
         lines.append(f"Your module has {extra} convolution bias(es) the contract does not have: "
                      "create those convolutions with bias=False.")
-    elif student.n_parameters < expected.n_parameters and len(set(student.aliases)) < len(student.aliases):
-        lines.append("Some layer is used twice; the contract has separate layers.")
-    lines.append("Create the layers in __init__ in the order in which forward uses them.")
+    elif len(student.names) < len(expected.names):
+        lines.append("A layer created once and used at two places of forward is one layer: the contract has a "
+                     "separate layer at each place.")
+    if len(student.names) == len(expected.names):
+        lines.append("Create the layers in __init__ in the order in which forward uses them.")
     return "\n".join(lines)
 
 

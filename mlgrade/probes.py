@@ -194,36 +194,42 @@ def fetch(worker, ref):
 
 
 def module_state(module) -> list:
-    """[name, tensor, kind, owner class] per entry of ``module.state_dict(keep_vars=True)``.
+    """[name, tensor, kind, owner class] per parameter and buffer of ``module``, as torch sees them.
 
-    state_dict order is the registration order: submodules in the order they were assigned
-    in ``__init__``, and within each one its parameters, then its buffers (so a BatchNorm's
-    running statistics sit next to its weight and bias). Unlike ``named_parameters()`` it
-    keeps a shared submodule under each of its names, so sharing shows as an alias instead
-    of silently shortening the list.
+    The order is ``state_dict``'s, the registration order: submodules in the order they were
+    assigned in ``__init__``, and within each one its parameters, then its buffers (so a
+    BatchNorm's running statistics sit next to its weight and bias). A tensor reachable under
+    two names (a layer also listed in an ``nn.Sequential``) is one entry, under its first name,
+    as ``named_parameters`` and ``parameters`` count it: names are the student's choice. A layer
+    used at two places of forward is one layer, and shows as an entry too few. ``torch.nn.Module``'s
+    own methods list it, whatever the student's class overrides.
     """
-    owners = {name: type(m).__name__ for name, m in module.named_modules(remove_duplicate=False)}
-    params = {id(p) for p in module.parameters()}
-    entries = []
-    for name, tensor in module.state_dict(keep_vars=True).items():
+    import torch
+
+    base = torch.nn.Module
+    owners = {name: type(m).__name__ for name, m in base.named_modules(module, remove_duplicate=False)}
+    params = {id(p) for p in base.parameters(module)}
+    entries, seen = [], set()
+    for name, tensor in base.state_dict(module, keep_vars=True).items():
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
         owner = owners.get(name.rpartition(".")[0], type(module).__name__)
         entries.append([name, tensor, "parameter" if id(tensor) in params else "buffer", owner])
     return entries
 
 
 def _describe_module(module) -> dict:
+    import torch
+
     entries = module_state(module)
-    first = {}
-    aliases = []
-    for i, (_, tensor, _, _) in enumerate(entries):
-        aliases.append(first.setdefault(id(tensor), i))
     return {
         "names": [e[0] for e in entries],
         "shapes": [list(e[1].shape) for e in entries],
         "kinds": [e[2] for e in entries],
         "owners": [e[3] for e in entries],
-        "aliases": aliases,  # index of the first entry that is the same tensor
-        "n_parameters": int(sum(p.numel() for p in module.parameters())),
+        "aliases": list(range(len(entries))),  # one entry per tensor (kept for older readers of the reply)
+        "n_parameters": int(sum(p.numel() for p in torch.nn.Module.parameters(module))),
         "type": type(module).__name__,
     }
 

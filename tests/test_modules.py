@@ -41,6 +41,31 @@ SUBMISSION = textwrap.dedent('''
             super().__init__(c)
             self.norm_b = self.norm_a
 
+    class Aliased(Good):            # the same layers listed again in a container: aliases, not new layers
+        def __init__(self, c):
+            super().__init__(c)
+            self.f = nn.Sequential(self.first, self.norm_a, nn.ReLU())
+
+        def forward(self, x):
+            return self.head(self.norm_b(self.f(x)).mean(dim=(2, 3)))
+
+    class SharedInForward(Good):    # both layers registered, one of them applied at both places
+        def forward(self, x):
+            x = F.relu(self.norm_a(self.first(x)))
+            return self.head(self.norm_a(x).mean(dim=(2, 3)))
+
+    class Shadow(Good):             # reports the contract's layers, computes with a copy of its own
+        def __init__(self, c):
+            super().__init__(c)
+            import copy
+            object.__setattr__(self, "shadow", copy.deepcopy(Good(c)))
+
+        def state_dict(self, *args, **kwargs):
+            return self.shadow.state_dict(*args, **kwargs)
+
+        def forward(self, x):
+            return self.shadow(x)
+
     class BatchStatsInEval(Good):   # right in train mode only
         def forward(self, x):
             a = self.norm_a
@@ -119,8 +144,31 @@ def test_a_conv_bias_fails_with_both_architectures(net, reference, x):
 
 
 def test_a_layer_used_twice_is_named(net, reference, x):
-    with pytest.raises(SubmissionError, match="`norm_b.weight` is the same tensor as `norm_a.weight`"):
+    with pytest.raises(SubmissionError) as info:
         compare_module(net.Shared, reference, x, 4)
+    message = str(info.value)
+    assert "Expected 13:" in message and "Your module has 8:" in message
+    assert ("A layer created once and used at two places of forward is one layer: the contract has a separate "
+            "layer at each place.") in message
+    assert "in the order in which forward uses them" not in message
+
+
+def test_aliases_in_a_sequential_are_the_same_layers(net, reference, x):
+    """Torch counts a module reachable under two names once; so does the transplant."""
+    got = compare_module(net.Aliased, reference, x, 4)
+    assert got.names == compare_module(net.Good, reference, x, 4).names
+    assert got.n_parameters == sum(p.numel() for p in reference.parameters())
+
+
+def test_a_shared_layer_with_every_layer_registered_is_caught_by_behaviour(net, reference, x):
+    with pytest.raises(Mismatch, match="output"):
+        compare_module(net.SharedInForward, reference, x, 4, checks=("output",))
+
+
+def test_an_overridden_state_dict_neither_routes_the_transplant_nor_earns_the_output(net, reference, x):
+    """The listing comes from torch.nn.Module's own methods, and forward is judged on the transplanted weights."""
+    with pytest.raises(Mismatch, match="output"):
+        compare_module(net.Shadow, reference, x, 4, checks=("output",))
 
 
 def test_eval_mode_differences_show_only_in_eval(net, reference, x):
