@@ -119,6 +119,11 @@ def test_em_monotone(rng, label):
         final = ref.log_likelihood(X, pi, P)
     close(history[-1], final, name="history[-1], the log-likelihood of the returned (pi, P)")
     close(float(np.sum(pi)), 1.0, name="sum of the returned pi")
+    # and it starts where EM from (pi0, P0) goes: a fixed point of its own with a constant history
+    # (pi = 1/K, P = 1/2) is monotone and self-consistent, and is not EM from the given start
+    with np.errstate(all="ignore"):
+        one_step = ref.log_likelihood(X, *ref.m_step(X, ref.e_step(X, pi0, P0)))
+    close(history[0], one_step, name="history[0], the log-likelihood after the first iteration from (pi0, P0)")
     assert np.isfinite(history).all(), f"history is not finite: {history[:5]}..."
     # EM's log-likelihood is non-decreasing in exact arithmetic; allow round-off only
     drops = np.flatnonzero(np.diff(history) < -1e-9 * np.abs(history[:-1]))

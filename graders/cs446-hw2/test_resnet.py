@@ -18,7 +18,8 @@ import torch
 
 from mlgrade import assert_close, assert_unchanged, check, compare_module, per_submission, randomized, \
     reference, run_module, student, transplanted
-from mlgrade.modules import one_thread
+from mlgrade import probes
+from mlgrade.modules import module_state, one_thread
 
 hw2 = student("hw2_ResNet")
 ref = reference("hw2_ResNet.py")
@@ -55,7 +56,9 @@ def test_block_parameters(seed, C):
     block = run_module(hw2.Block, C)
     assert block.n_parameters == 18 * C * C + 4 * C, \
         f"Block({C}) has {block.n_parameters} parameters; expected 18C^2+4C = {18 * C * C + 4 * C}: {block.listing()}"
-    compare_module(hw2.Block, reference_block(C, seed), None, C, checks=("architecture",))
+    # the listing routes the transplant; the points need the behaviour too (a module that lists the
+    # contract's layers and computes without them earns nothing here)
+    compare_module(hw2.Block, reference_block(C, seed), inputs(seed, 2, C, 6, 6), C, checks=("architecture", "output"))
 
 
 @check("Block: train mode output relu(x + f(x)), C={C}, {H}x{H}, batch {N}")
@@ -89,12 +92,13 @@ def test_resnet_parameter_count(C):
     expected = 18 * C * C + 25 * C + 10
     assert net.n_parameters == expected, \
         f"ResNet({C}) has {net.n_parameters} parameters; expected 18C^2+25C+10 = {expected}: {net.listing()}"
+    compare_module(hw2.ResNet, reference_resnet(C, C), inputs(C, 2, 1, 8, 8), C, checks=("output",))
 
 
 @check("ResNet: parameter and buffer shapes in registration order, no convolution bias, C={C}")
 @pytest.mark.parametrize("C", [1, 4, 64])
 def test_resnet_architecture(seed, C):
-    compare_module(hw2.ResNet, reference_resnet(C, seed), None, C, checks=("architecture",))
+    compare_module(hw2.ResNet, reference_resnet(C, seed), inputs(seed, 2, 1, 8, 8), C, checks=("architecture", "output"))
 
 
 @check("ResNet: output shape (N, 10) and the reference's logits, C={C}, {H}x{H}, batch {N}")
@@ -183,6 +187,21 @@ def reference_rates():
         return ref.fit_and_evaluate(copy.deepcopy(initial_net()), *digits(), EPOCHS, batch_size=BATCH, lr=LR)
 
 
+def trained_rates(net_ref) -> tuple[float, float]:
+    """Train and test error rates of the weights kept in the worker, computed in the grading process."""
+    trained = module_state(net_ref)
+    net = copy.deepcopy(initial_net())
+    assert len(trained.state) == len(probes.module_state(net)), \
+        f"after training, your ResNet has {len(trained.state)} parameters and buffers; it had the contract's before"
+    with torch.no_grad():
+        for (_, tensor, _, _), value in zip(probes.module_state(net), trained.state):
+            tensor.copy_(value)
+    net.eval()
+    X_train, y_train, X_test, y_test = digits()
+    with torch.no_grad(), one_thread():
+        return tuple(float((net(X).argmax(dim=1) != y).double().mean()) for X, y in ((X_train, y_train), (X_test, y_test)))
+
+
 @per_submission
 def student_fit():
     """fit_and_evaluate on the student's ResNet holding the reference's initial weights."""
@@ -206,6 +225,13 @@ def test_fit_decreases():
         assert isinstance(r, (list, tuple)) and len(r) == EPOCHS, f"{name} must be a list of {EPOCHS} rates (one per epoch)"
         assert all(isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 1 for v in r), \
             f"{name} must hold misclassification rates in [0, 1], got {r}"
+    # a value invented rates cannot have: the last ones are those of the weights the training left,
+    # measured here (reference architecture, eval mode) on the same data
+    measured = trained_rates(student_fit()[0])
+    for name, r, got in zip(("train_errors", "test_errors"), rates, measured):
+        assert abs(float(r[-1]) - got) <= RATE_TOLERANCE, \
+            f"{name}[-1] = {float(r[-1]):.4f}, but the net as your training left it misclassifies {got:.4f} of that set " \
+            "(in eval mode): report the error rate of the trained net"
     train_errors = rates[0]
     assert train_errors[-1] < train_errors[0] - 0.2, \
         f"training error after epoch 1: {train_errors[0]:.3f}, after epoch {EPOCHS}: {train_errors[-1]:.3f}; " \
