@@ -481,3 +481,16 @@ def test_one_rule_finds_a_contract_file_for_every_command(tmp_path):
         (tmp_path / folder / "hw6.py").unlink()
     assert find_file(tmp_path, ACCEPT) == tmp_path / "hw6.ipynb"  # hw6.py is left in metadata folders only
     assert find_file(tmp_path, ("hw6.py",)) is None
+
+
+@pytest.mark.parametrize("line, name", [("import mlgrade", "mlgrade"),
+                                        ("from mlgrade.assignments.ml2_sheet10.oracles import pca_by_eigh",
+                                         "mlgrade.assignments.ml2_sheet10.oracles"),
+                                        ("import numpy, mlgrade.probes", "mlgrade.probes")])
+def test_a_submission_importing_mlgrade_is_refused_with_a_message(tmp_path, line, name):
+    (tmp_path / "hw6.py").write_text(f"import numpy as np\n\n\ndef f():\n    {line}\n")
+    module = load_file(tmp_path, ["hw6.py"])
+    assert module.error.kind == "imports_mlgrade"
+    assert module.error.message == (f"hw6.py, line 5: imports `{name}`, the autograder's own package, which "
+                                    "submissions may not use: remove that import (your file must compute its "
+                                    "answers itself)")

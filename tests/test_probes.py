@@ -184,3 +184,36 @@ def test_a_bound_table_ignores_later_replacements_of_probes_and_their_helpers(mo
     assert reply["args"][0].first == [0, True, [9, 2]]  # the list as the call left it
     with pytest.raises(ValueError, match="unknown probe 'lookup'"):
         worker.handle({"op": "probe", "probe": "lookup", "kwargs": {}})
+
+
+ALIKE = textwrap.dedent("""
+    import importlib, json, sys
+    import pytest
+    import mlgrade.cli, mlgrade.runner, mlgrade.results
+    import mlgrade
+    mlgrade.student  # a public name imported lazily, as a grader does
+    from mlgrade import worker
+    sys.argv[:] = sys.argv[:1] + ["run", "ml-hw6", "submission", "--results", "out.json"]
+    worker.alike()
+    try:
+        importlib.import_module("mlgrade.assignments")
+        refused = None
+    except ImportError as exc:
+        refused = str(exc)
+    print(json.dumps({"argv": sys.argv, "refused": refused, "main": sorted(vars(sys.modules["__main__"])),
+                      "modules": sorted(m for m in sys.modules if m.startswith(("mlgrade", "pytest", "_pytest"))),
+                      "package": sorted(n for n in vars(mlgrade) if not n.startswith("__"))}))
+""")
+
+
+def test_a_worker_sees_the_same_interpreter_whatever_started_the_grading():
+    """argv, __main__ and the grading process's modules (check and run differ there) are gone before student code."""
+    out = json.loads(subprocess.run([sys.executable, "-c", ALIKE], capture_output=True, text=True, check=True,
+                                    timeout=120).stdout)
+    assert out["argv"] == ["-m", "mlgrade.worker"]
+    assert out["main"] == ["__doc__", "__loader__", "__name__", "__package__", "__spec__"]
+    assert set(out["modules"]) <= {"mlgrade", "mlgrade.worker", "mlgrade.worker_errors", "mlgrade.probes",
+                                   "mlgrade.wire", "mlgrade.refusals", "mlgrade.channel", "mlgrade.mnist"}
+    assert "student" not in out["package"] and "runner" not in out["package"] and "cli" not in out["package"]
+    assert out["refused"] == ("a submission may not import mlgrade.assignments: mlgrade is the autograder, "
+                              "not a library for your code")
