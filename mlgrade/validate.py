@@ -3,7 +3,14 @@
 The reference must score 100%, the blank template 0%, and every mutant under
 ``tests/mutants/<assignment>/`` must lose points on each test it names. A mutant is a TOML
 file: ``description``, ``file``, ``must_fail`` (test-name prefixes) and ``[[replace]]``
-tables of ``old``/``new`` text applied to the reference file (``old`` must occur once).
+tables of ``old``/``new`` text applied to the reference file (``old`` must occur once). A
+mutant with ``earns_nothing = true`` is a fake (a constant of the right shape, a model that
+makes a property hold trivially): every test it names must give it no point at all.
+Correct alternatives, the mirror of mutants, live in ``tests/alternatives/<assignment>/`` in
+the same format without ``must_fail``: each one is the reference rewritten the way students
+legitimately write it (float32, another decomposition, containers and aliases, loops), and
+must score 100%. For every test, the report says which mutants it catches (takes points
+from), and flags a value test that catches none of the mutants of its function.
 Trivial submissions generated from the reference (:mod:`mlgrade.trivial`: every contract
 function returns zeros of the reference's answer, its first argument, None, or raises
 NotImplementedError) must earn no point at all, and be graded: a grader that breaks on a wrong
@@ -44,6 +51,7 @@ class Mutant:
     file: str
     must_fail: list[str]
     replace: list[dict]
+    earns_nothing: bool = False  # a fake: no test it names may give it a point
 
 
 @dataclass
@@ -58,22 +66,29 @@ class Verdict:
 @dataclass
 class Report:
     verdicts: list[Verdict] = field(default_factory=list)
+    catches: dict[str, list[str]] = field(default_factory=dict)  # test name -> mutants it took points from
+    powerless: list[str] = field(default_factory=list)  # value tests that caught no mutant of their function
 
     @property
     def ok(self) -> bool:
         return bool(self.verdicts) and all(v.ok for v in self.verdicts)
 
 
-def load_mutant(path: Path) -> Mutant:
+def load_mutant(path: Path, alternative: bool = False) -> Mutant:
+    """A mutant, or with ``alternative`` a correct alternative (no ``must_fail``), from its TOML file."""
     data = tomllib.loads(Path(path).read_text())
-    missing = {"description", "file", "must_fail", "replace"} - set(data)
+    missing = {"description", "file", "replace"} - set(data) if alternative else \
+        {"description", "file", "must_fail", "replace"} - set(data)
     if missing:
         raise MutantError(f"{Path(path).name}: missing {sorted(missing)}")
-    return Mutant(Path(path).stem, data["description"], data["file"], list(data["must_fail"]), data["replace"])
+    return Mutant(Path(path).stem, data["description"], data["file"], list(data.get("must_fail", [])),
+                  data["replace"], bool(data.get("earns_nothing", False)))
 
 
-def load_mutants(folder: Path) -> list[Mutant]:
-    return [load_mutant(path) for path in sorted(Path(folder).glob("*.toml"))]
+def load_mutants(folder: Path | None, alternative: bool = False) -> list[Mutant]:
+    if folder is None or not Path(folder).is_dir():
+        return []
+    return [load_mutant(path, alternative) for path in sorted(Path(folder).glob("*.toml"))]
 
 
 def apply_mutant(mutant: Mutant, reference_dir: Path, target: Path) -> None:
@@ -110,9 +125,35 @@ def check_mutant(mutant: Mutant, tests) -> tuple[bool, str]:
         named = [t for t in tests if t.name.startswith(prefix)]
         if not named:
             problems.append(f"no test named {prefix!r}")
+        elif mutant.earns_nothing and any(earned(t) > 0 for t in named):
+            problems.append(f"earned points on {', '.join(repr(t.name) for t in named if earned(t) > 0)[:300]}")
         elif all(earned(t) == t.max_score for t in named):
             problems.append(f"passed every {prefix!r} test")
     return not problems, "; ".join(problems)
+
+
+DTYPE_TEST = "float64 results, the contract's dtype"  # a test of its own, no mutant's business
+
+
+def _function_of(name: str) -> str:
+    return name.split(":", 1)[0].strip()
+
+
+def powerless_tests(mutants: list[Mutant], catches: dict[str, list[str]], test_names: list[str]) -> list[str]:
+    """Value tests of a function some mutant targets that caught none of that function's mutants."""
+    targeted = {}
+    for mutant in mutants:
+        if mutant.earns_nothing:
+            continue
+        for prefix in mutant.must_fail:
+            targeted.setdefault(_function_of(prefix), set()).add(mutant.name)
+    flagged = []
+    for name in test_names:
+        function = _function_of(name)
+        if function in targeted and DTYPE_TEST not in name and "(public check)" not in name \
+                and not targeted[function] & set(catches.get(name, ())):
+            flagged.append(name)
+    return flagged
 
 
 def _submission_files(assignment, folder: Path, target: Path) -> None:
@@ -121,6 +162,10 @@ def _submission_files(assignment, folder: Path, target: Path) -> None:
         path = find_file(folder, spec.accept)
         if path is not None and path.is_file():
             shutil.copy(path, target / path.name)
+
+
+def alternatives_dir(assignment) -> Path | None:
+    return assignment.root / "tests" / "alternatives" / assignment.id if assignment.root else None
 
 
 def validate(assignment, only: str | None = None, console=None) -> Report:
@@ -157,16 +202,37 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
                 report.verdicts.append(Verdict(f"trivial {kind}", outcome.graded and not earning,
                                                outcome.results["score"], sum(t.max_score for t in outcome.tests), detail))
                 _progress(console, report.verdicts[-1])
-        for mutant in load_mutants(assignment.mutants_dir):
-            if only and only not in mutant.name:
+        for alternative in load_mutants(alternatives_dir(assignment), alternative=True):
+            if only and only not in alternative.name:
                 continue
+            staged = work / f"alternative-{alternative.name}"
+            apply_mutant(alternative, assignment.reference_dir, staged)
+            outcome = grade(assignment, staged, zygote=zygote)
+            maximum = sum(t.max_score for t in outcome.tests)
+            lost = [t for t in outcome.tests if earned(t) < t.max_score]
+            detail = f"{len(lost)} tests lose points: " + "; ".join(t.name for t in lost[:5]) if lost else ""
+            if lost:
+                detail += "\n" + "\n".join(t.output[:300] for t in lost[:3])
+            report.verdicts.append(Verdict(f"alternative {alternative.name}", not lost and outcome.graded,
+                                           outcome.results["score"], maximum, detail))
+            _progress(console, report.verdicts[-1])
+        mutants = [m for m in load_mutants(assignment.mutants_dir) if not only or only in m.name]
+        test_names: list[str] = []
+        for mutant in mutants:
             staged = work / mutant.name
             apply_mutant(mutant, assignment.reference_dir, staged)
             outcome = grade(assignment, staged, zygote=zygote)
             ok, detail = check_mutant(mutant, outcome.tests)
             maximum = sum(t.max_score for t in outcome.tests)
-            report.verdicts.append(Verdict(f"mutant {mutant.name}", ok, outcome.results["score"], maximum, detail))
+            report.verdicts.append(Verdict(f"{'fake' if mutant.earns_nothing else 'mutant'} {mutant.name}", ok,
+                                           outcome.results["score"], maximum, detail))
+            test_names = test_names or [t.name for t in outcome.tests]
+            for t in outcome.tests:
+                if earned(t) < t.max_score:
+                    report.catches.setdefault(t.name, []).append(mutant.name)
             _progress(console, report.verdicts[-1])
+        if not only:
+            report.powerless = powerless_tests(mutants, report.catches, test_names)
     finally:
         zygote.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -177,6 +243,16 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
         for v in report.verdicts:
             table.add_row(v.submission, f"{v.score:g}/{v.max_score:g}", "[green]ok[/]" if v.ok else f"[red]{escape(v.detail)}[/]")
         console.print(table)
+        if report.catches or report.powerless:
+            power = Table(title=f"validate {assignment.id}: the mutants each test catches", title_justify="left")
+            power.add_column("test")
+            power.add_column("mutants that lose points on it")
+            for name in sorted(set(report.catches) | set(report.powerless)):
+                caught = report.catches.get(name, [])
+                power.add_row(escape(name), escape(", ".join(caught)) if caught else "[yellow]none of its function's[/]")
+            console.print(power)
+        for name in report.powerless:
+            console.print(f"[yellow]catches no mutant of its function:[/] {escape(name)}")
         console.print("[green]all good[/]" if report.ok else "[red]validation failed[/]")
     return report
 
