@@ -77,7 +77,7 @@ def test_large_scores(rng):
     judge(got, Y - logsumexp(Y, axis=1, keepdims=True), Y)
 
 
-@check("log_softmax: the rows exponentiate to probabilities that sum to 1", weight=1)
+@check("log_softmax: the rows exponentiate to probabilities that sum to 1, each row its scores shifted", weight=1)
 def test_rows_sum_to_one(rng):
     Y = scores(rng, 40, 10)
     got = np.asarray(sheet11.log_softmax(Y), dtype=float)
@@ -89,6 +89,13 @@ def test_rows_sum_to_one(rng):
         raise AssertionError(f"exp(log_softmax(Y)) must sum to 1 over each row's classes; row {worst} sums to "
                              f"{sums[worst]:.6g} (columns sum to {np.exp(got).sum(axis=0)[:3].round(4).tolist()}...)\n"
                              + next((why for wrong, why in MISTAKES if _matches(got, wrong(Y))), AXIS_HINT))
+    # a constant row of -log C sums to 1 too: the log-probabilities also differ from the scores by one
+    # number per row (log softmax(y) = y - log sum exp(y)), which a constant cannot
+    shift = got - Y
+    row = int(np.argmax(np.ptp(shift, axis=1)))
+    if not np.allclose(shift, shift[:, :1], rtol=0, atol=1e-9 * (1 + np.abs(Y).max())):
+        raise AssertionError(f"log_softmax(Y)[{row}] - Y[{row}] is not one number across the classes (it ranges over "
+                             f"{np.ptp(shift[row]):.6g}): log softmax(y) = y - log(sum(exp(y))) shifts a row as a whole")
 
 
 @check("log_softmax: the class axis is the last (a row depends on its own scores only)", weight=1)

@@ -40,7 +40,7 @@ def test_backprop_finite_differences(rng):
     close(got, finite_differences(X1, X2, T, W, B, V), name="(DW, DB, DV)")
 
 
-@check("backprop: gradient descent with it trains the moons network (public)")
+@check("backprop: gradient descent with it trains the moons network, with E's gradients all along (public)")
 def test_backprop_trains_moons(request):
     from mlgrade.assignments.ml1_sheet11 import utils
 
@@ -55,6 +55,7 @@ def test_backprop_trains_moons(request):
             snapshots[it] = (W.copy(), B.copy(), V.copy())
         set_globals(sheet11, W=W, B=B, V=V)
         DW, DB, DV = unpack(sheet11.backprop(X1, X2, T), 3, name="backprop(X1, X2, T)")
+        last = (W, B, V), (DW, DB, DV)
         W, B, V = (p - 0.1 * float_array(d, name=name, shape=p.shape)
                    for p, d, name in ((W, DW, "DW"), (B, DB, "DB"), (V, DV, "DV")))
     if pictures:
@@ -63,6 +64,10 @@ def test_backprop_trains_moons(request):
     if not end < 0.5 * start:
         raise AssertionError(f"{iterations} steps of gradient descent with your gradients (learning rate 0.1) took "
                              f"E from {start:.4f} to {end:.4f}: it should at least halve")
+    # descending is not enough (gradients summed instead of averaged descend too): the last step's
+    # gradients are E's, by finite differences at the point the training reached
+    close(last[1], finite_differences(X1, X2, T, *last[0]), rtol=1e-5, atol=1e-8,
+          name=f"(DW, DB, DV) after {iterations} steps of training")
 
 
 def _save_moons(utils, X1, X2, T, snapshots):
