@@ -22,11 +22,18 @@ GNET = [["Linear", 784, 64], ["ReLU"], ["Linear", 64, 784], ["Tanh"]]
 LINEAR_GNET = [["Linear", 784, 784]]  # its bias gradient, for one digit, is the gradient at gnet's output
 
 
+ENERGY_SCALE = 10.0  # energies of a few units: at initialisation they are near 0 and every loss is near log 2
+
+
 def nets(seed, gnet_layers=GNET):
-    """(gnet, enet) here, and the same two built in the worker."""
+    """(gnet, enet) here, and the same two built in the worker; enet's last layer scaled so that
+    losses are far from their value at initialisation, where right and wrong losses differ."""
     torch.manual_seed(seed)
     here = [torch.nn.Sequential(*(getattr(torch.nn, name)(*args) for name, *args in layers))
             for layers in (gnet_layers, ENET)]
+    with torch.no_grad():
+        for p in here[1][-1].parameters():
+            p.mul_(ENERGY_SCALE)
     there = [network(layers, [p.detach().clone() for p in net.parameters()]) for layers, net in zip((gnet_layers, ENET), here)]
     return here, there
 
