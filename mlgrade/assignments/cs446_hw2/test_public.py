@@ -44,7 +44,7 @@ def test_resnet_parameter_count(C):
         f"ResNet({C}) has {net.n_parameters} parameters, expected {18 * C * C + 25 * C + 10}: {net.listing()}"
 
 
-@check("Block: output shape equals the input shape, a ReLU's output that is not zero, C=3, 10x10 (public check)")
+@check("Block: output shape equals the input shape, a ReLU's output that is not zero and depends on x, C=3, 10x10 (public check)")
 def test_block_shape():
     x = randn(0, 2, 3, 10, 10)
     out = run_module(hw2.Block, 3, x=x).train_output
@@ -53,6 +53,9 @@ def test_block_shape():
     # relu(x + f(x)): never negative, and zero everywhere only for a block that computes nothing
     assert bool((out >= 0).all()), f"Block(3)(x) has negative entries (min {float(out.min()):.4g}): the ReLU comes last"
     assert bool((out != 0).any()), "Block(3)(x) is zero everywhere"
+    # and it is a function of x: a constant of the right shape is not negative nor zero either
+    other = run_module(hw2.Block, 3, x=randn(1, 2, 3, 10, 10)).train_output
+    assert not bool((out == other).all()), "Block(3) gives the same output for two different inputs: it ignores x"
 
 
 @check("Block: relu(x + f(x)); with the last BatchNorm's weight 0, f(x) is its bias (public check)", weight=2)
@@ -71,7 +74,7 @@ def test_block_residual():
     assert_close(block.eval_output, expected, rtol=1e-5, atol=1e-6, name="Block(x) in eval mode")
 
 
-@check("ResNet: output shape (N, 10), not zero, C={C}, {H}x{H}, batch {N} (public check)")
+@check("ResNet: output shape (N, 10), not zero, depending on the images, C={C}, {H}x{H}, batch {N} (public check)")
 @pytest.mark.parametrize("C,H,N", [(2, 8, 1), (4, 12, 5)])
 def test_resnet_shape(C, H, N):
     out = run_module(hw2.ResNet, C, x=randn(4, N, 1, H, H))
@@ -79,6 +82,10 @@ def test_resnet_shape(C, H, N):
         shape = tuple(getattr(y, "shape", ()))
         assert shape == (N, 10), f"ResNet({C}) in {mode} mode maps ({N}, 1, {H}, {H}) to {shape}, expected ({N}, 10)"
         assert bool((y != 0).any()), f"ResNet({C}) in {mode} mode returns zeros: the logits of a random net are not"
+    other = run_module(hw2.ResNet, C, x=randn(5, N, 1, H, H))
+    for mode, y, z in (("train", out.train_output, other.train_output), ("eval", out.eval_output, other.eval_output)):
+        assert not bool((y == z).all()), f"ResNet({C}) in {mode} mode gives the same logits for two different " \
+                                         "batches: it ignores its input"
 
 
 @check("{name}: input gradient agrees with finite differences (eval mode, float64), output neither zero nor its input (public check)")
