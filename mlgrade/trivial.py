@@ -5,6 +5,9 @@ replaced by a stub with the same signature that answers in one way:
 
 - ``zeros``: zeros of the reference's answer on the same arguments (same type, shape and
   dtype; a tensor that requires grad becomes ``answer * 0``, still differentiable);
+- ``constant``: a constant of the reference's answer's type, shape and dtype (0.123 where it is
+  floating, 1 where it is an integer; a tensor that requires grad stays differentiable): what
+  passes a test of shapes or of a property such as "never decreases" without a value;
 - ``first_argument``: its first argument (after ``self``);
   (for these trivial kinds a contract class is a class of the reference's base class without
   its layers: its ``__init__`` builds a hidden reference instance that ``zeros`` asks;)
@@ -30,7 +33,7 @@ from mlgrade.loading import _strip_ipython, find_file
 
 __all__ = ["TRIVIAL_KINDS", "KINDS", "write_patched", "patch_source"]
 
-TRIVIAL_KINDS = ("zeros", "first_argument", "none", "raises")  # what must earn nothing
+TRIVIAL_KINDS = ("zeros", "constant", "first_argument", "none", "raises")  # what must earn nothing
 KINDS = (*TRIVIAL_KINDS, "float32", "unchanged")
 PREFIX = "_mlgrade_original_"
 
@@ -63,16 +66,21 @@ def _mlgrade_convert(kind, value):
     if torch is not None and isinstance(value, torch.Tensor):
         if kind == "float32":  # torch contracts are float32 already; float64 runs are the grader's choice
             return value
-        return value * 0 if value.requires_grad else torch.zeros_like(value)
+        fill = (0.123 if value.is_floating_point() else 1) if kind == "constant" else 0
+        return value * 0 + fill if value.requires_grad else torch.full_like(value, fill)
     if isinstance(value, np.ndarray):
         if kind == "float32":
             return value.astype(np.float32) if value.dtype.kind == "f" else value
+        if kind == "constant" and value.dtype.kind in "fciu":
+            return np.full_like(value, 0.123 if value.dtype.kind in "fc" else 1)
         return np.zeros_like(value)
     if isinstance(value, (bool, np.bool_)):
         return value if kind == "float32" else type(value)(False)
     if isinstance(value, (int, float, complex, np.number)):
         if kind == "float32":
             return np.float32(value) if isinstance(value, (float, np.floating)) else value
+        if kind == "constant":
+            return type(value)(0.123 if isinstance(value, (float, complex, np.floating, np.complexfloating)) else 1)
         return type(value)(0)
     return value if kind == "float32" else None
 '''
@@ -135,7 +143,7 @@ def _stubs(kind: str, defs: dict[str, ast.stmt]) -> list[ast.stmt]:
             methods = [m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))
                        and not m.name.startswith("_")]
             if kind in TRIVIAL_KINDS:  # a class of the same base without the reference's layers, holding
-                base = ast.unparse(node.bases[0]) if node.bases else "object"  # one out of sight for zeros
+                base = ast.unparse(node.bases[0]) if node.bases else "object"  # one out of sight for zeros, constants
                 cls = ast.parse(f"class {name}({base}):\n"
                                 f"    def __init__(self, *args, **kwargs):\n"
                                 f"        super().__init__()\n"

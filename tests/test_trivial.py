@@ -65,3 +65,14 @@ def test_float32_casts_numpy_floats_and_unchanged_is_the_reference():
     value, (array,) = run("unchanged")["total"]([1.0, 2.0])
     assert (value, array.tolist()) == (6.0, [2.0, 4.0])
     assert len(list(run("unchanged")["Twice"](3).parameters())) == 2
+
+
+def test_constants_have_the_reference_answer_type_shape_and_dtype():
+    ns = run("constant")
+    out = ns["scale"]([1.0, 2.0])
+    assert out.dtype == np.float64 and out.tolist() == [0.123, 0.123]
+    value, (array,) = ns["total"]([1.0, 2.0])
+    assert (type(value), value, array.tolist()) == (float, 0.123, [0.123, 0.123])
+    x = torch.ones(2, 3, requires_grad=True)
+    y = ns["Twice"](3)(x)
+    assert y.shape == (2, 3) and torch.allclose(y.detach(), torch.full((2, 3), 0.123)) and y.requires_grad
