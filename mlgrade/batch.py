@@ -295,6 +295,9 @@ def _unpack(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limit: int
     except BaseException:
         target.unlink(missing_ok=True)
         raise
+    # the time the student saved it: of hw6.py and hw6.ipynb, the one saved last is graded
+    saved = time.mktime((*info.date_time, 0, 0, -1))
+    os.utime(target, (saved, saved))
     return written
 
 

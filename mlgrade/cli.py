@@ -102,7 +102,7 @@ def _stage(assignment, files: list[str]) -> Path:
             raise SystemExit(f"mlgrade check: {path.name} is not a file of {assignment.id} "
                              f"(expected one of {', '.join(sorted(accepted))})")
         if path.is_file():
-            shutil.copy(path, staged / path.name)
+            shutil.copy2(path, staged / path.name)  # with its modification time: the newer file is graded
         elif files:
             raise SystemExit(f"mlgrade check: {path} not found")
     return staged
