@@ -252,7 +252,7 @@ def write_report(assignment, rows: list[dict], path: Path, errors=()) -> None:
                 f'<span class="tag {_split(points[row["student"]].get(k, 0.0), v)}">'
                 f'{_split(points[row["student"]].get(k, 0.0), v)}</span></td>' for k, v in parts.items())
             lost = _never_loaded(row)
-            status = f"graded; {MSG_NOT_LOADED}: {e(lost)}" if lost else "graded"
+            status = f"nothing graded: {e(lost)}" if lost else "graded"
         out.append(f'<tr class="student"><td>{e(row["student"])}</td><td>{status}</td>{cells}<td>{files}</td></tr>')
     out.append("</tbody></table>")
 
