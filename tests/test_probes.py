@@ -217,3 +217,24 @@ def test_a_worker_sees_the_same_interpreter_whatever_started_the_grading():
     assert "student" not in out["package"] and "runner" not in out["package"] and "cli" not in out["package"]
     assert out["refused"] == ("a submission may not import mlgrade.assignments: mlgrade is the autograder, "
                               "not a library for your code")
+
+
+def test_grader_built_objects_come_from_the_bound_table_whatever_the_submission_replaces(monkeypatch):
+    """ml1-sheet11's classifier and ml2-sheet10's networks: replacing their probes, or the class a
+    classifier used to be an instance of, after the bind changes neither."""
+    from mlgrade import probes
+    from mlgrade.worker import Worker
+
+    worker = Worker(probes.bind())
+    monkeypatch.setattr(probes, "network", lambda worker, layers, state: probes._keep(worker, torch.nn.Identity()))
+    monkeypatch.setattr(probes, "linear_scores", lambda worker, weights: probes._keep(worker, None))
+    monkeypatch.setattr(probes, "_linear_scores_class", lambda: type("Liar", (), {"__init__": lambda s, w: None,
+                                                                               "predict": lambda s, X: 0}))
+    weights = np.arange(6.0).reshape(3, 2)
+    clf = worker.objects[worker.handle({"op": "probe", "probe": "linear_scores", "kwargs": {"weights": weights}})["ref"]]
+    X = np.ones((4, 3))
+    assert np.array_equal(clf.predict(X), X @ weights)
+    state = [torch.ones(2, 3), torch.zeros(2)]
+    net = worker.objects[worker.handle({"op": "probe", "probe": "network",
+                                        "kwargs": {"layers": [["Linear", 3, 2]], "state": state}})["ref"]]
+    assert isinstance(net, torch.nn.Sequential) and torch.equal(net(torch.ones(1, 3)), torch.full((1, 2), 3.0))
