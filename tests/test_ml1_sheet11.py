@@ -58,7 +58,7 @@ def test_log_softmax_loses_points_and_says_why(graded):
     assert divided in failed["log_softmax: same as the reference and scipy's logsumexp, N=100, C=10"]
     axis = failed["log_softmax: the class axis is the last (a row depends on its own scores only)"]
     assert "the normalisation runs over the examples" in axis and "not over the examples (axis 0)" in axis
-    assert "must sum to 1 over each row's classes" in failed["log_softmax: the rows exponentiate to probabilities that sum to 1"]
+    assert "must sum to 1 over each row's classes" in failed["log_softmax: the rows exponentiate to probabilities that sum to 1, each row its scores shifted"]
 
 
 def test_ranking_loses_points_and_points_at_log_softmax(graded):
