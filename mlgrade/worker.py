@@ -413,11 +413,20 @@ def alike() -> None:
     sys.meta_path.insert(0, _InternalsRefused)
 
 
-def serve(request_fd: int, reply_fd: int) -> None:
-    """Answer requests until the grading process closes the request pipe."""
+def serve(request_fd: int, reply_fd: int, probe_files: list[str] = ()) -> None:
+    """Answer requests until the grading process closes the request pipe.
+
+    ``probe_files``: a course's probe modules (files that call :func:`mlgrade.probes.register`),
+    run before the table is bound and before any student code.
+    """
     from mlgrade import probes, wire
     from mlgrade.channel import Channel, ChannelClosed
 
+    for path in probe_files:
+        course = types.ModuleType(f"mlgrade_course_probes_{len(sys.modules)}")
+        course.__file__ = path
+        with open(path) as fh:
+            exec(compile(fh.read(), path, "exec"), course.__dict__)
     worker = Worker(probes.bind())
     alike()
     channel = Channel(request_fd, reply_fd)
@@ -529,7 +538,7 @@ def zygote(cfg: dict) -> None:
             os.environ.update(child_cfg["env"])
             MISSING.extend(confine(child_cfg))
             try:
-                serve(request_fd, reply_fd)
+                serve(request_fd, reply_fd, child_cfg.get("probe_files", ()))
             finally:
                 os._exit(0)
         for fd in fds[:3]:
@@ -547,7 +556,7 @@ def main() -> None:
     request_fd, reply_fd = cfg["fds"]
     MISSING.extend(confine(cfg))
     _import_libraries(cfg.get("torch", True))
-    serve(request_fd, reply_fd)
+    serve(request_fd, reply_fd, cfg.get("probe_files", ()))
 
 
 if __name__ == "__main__":
