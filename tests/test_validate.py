@@ -1,5 +1,7 @@
 """`mlgrade validate`: every assignment's graders give the reference 100%, the template 0%,
 and take points from each mutant on the tests it names."""
+import re
+
 import pytest
 
 from mlgrade import assignments
@@ -61,3 +63,31 @@ def test_the_reference_in_float32_fails_only_the_dtype_tests(assignment_id, tmp_
     assert failed == sorted(f"{f}: float64 results, the contract's dtype" for f in FLOAT64_FUNCTIONS[assignment_id])
     assert outcome.results["score"] == sum(t.max_score for t in outcome.tests) - len(failed)
 
+
+
+def test_a_fake_must_earn_nothing_on_every_test_it_names():
+    tests = [Result("f: a", 1, passed=False), Result("f: b", 1, passed=True)]
+    fake = Mutant("fake", "", "x.py", ["f: "], [], earns_nothing=True)
+    assert check_mutant(fake, tests) == (False, "earned points on 'f: b'")
+    assert check_mutant(fake, tests[:1]) == (True, "")
+
+
+def test_value_tests_catching_no_mutant_of_their_function_are_flagged():
+    from mlgrade.validate import powerless_tests
+
+    mutants = [Mutant("m1", "", "x.py", ["f: a"], []), Mutant("m2", "", "x.py", ["g: "], []),
+               Mutant("fake", "", "x.py", ["h: "], [], earns_nothing=True)]
+    catches = {"f: a": ["m1"], "f: b": ["m2"]}
+    names = ["f: a", "f: b", "f: float64 results, the contract's dtype", "f: c (public check)", "g: x", "h: y", "k: z"]
+    # f: b catches only another function's mutant; g: x none; h (only a fake) and k have no mutant to catch
+    assert powerless_tests(mutants, catches, names) == ["f: b", "g: x"]
+
+
+def test_alternatives_are_mutants_without_must_fail(tmp_path):
+    from mlgrade.validate import load_mutant
+
+    (tmp_path / "alt.toml").write_text('description = "d"\nfile = "x.py"\n[[replace]]\nold = "a"\nnew = "b"\n')
+    alternative = load_mutant(tmp_path / "alt.toml", alternative=True)
+    assert (alternative.must_fail, alternative.replace) == ([], [{"old": "a", "new": "b"}])
+    with pytest.raises(MutantError, match=re.escape("alt.toml: missing ['must_fail']")):
+        load_mutant(tmp_path / "alt.toml")
