@@ -134,12 +134,14 @@ def test_forward_urns():
           name="alpha, each row divided by its sum")
 
 
-@check("backward: each row proportional to P(o_t+1..o_T | s_t) on the three-urn example (public)")
-def test_backward_urns():
-    beta = np.asarray(hw6.backward(URN_A, URN_B, URN_O), dtype=float)
+@check("backward: each row proportional to P(o_t+1..o_T | s_t) on a small random HMM (public)")
+def test_backward_small(rng):
+    # not the three urns: with A's rows all equal, every row of beta is constant and so is any wrong answer's
+    A, B, pi = rng.dirichlet(np.ones(3), size=3), rng.dirichlet(np.ones(2), size=3), rng.dirichlet(np.ones(3))
+    O = rng.integers(0, 2, size=5)
+    beta = np.asarray(hw6.backward(A, B, O), dtype=float)
     close(beta.shape, (5, 3), name="beta.shape")
-    close(rows_normalised(beta), rows_normalised(by_paths(URN_A, URN_B, URN_PI, URN_O)[1]),
-          name="beta, each row divided by its sum")
+    close(rows_normalised(beta), rows_normalised(by_paths(A, B, pi, O)[1]), name="beta, each row divided by its sum")
 
 
 @check("viterbi: most likely path by brute force on a small HMM (public)")
