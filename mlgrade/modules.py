@@ -153,10 +153,20 @@ def run_module(cls: RemoteFunction, *args, state=None, x=None, grad_output=None,
             n = len(state)
             expected = ModuleRun("expected", [f"entry {i + 1}" for i in range(n)], [tuple(t.shape) for t in state],
                                  ["?"] * n, ["?"] * n, list(range(n)), 0)
-        message = architecture_message(run, expected, _describe_call(cls.name, args, kwargs))
+        call = _describe_call(cls.name, args, kwargs)
+        message = architecture_message(run, expected, call)
         if message:
-            raise SubmissionError(message)
+            raise SubmissionError(_once(memo, ("architecture reported", call, message), message, call))
     return run
+
+
+def _once(memo: dict, key, message: str, call: str) -> str:
+    """The full structural message on the first test that meets it; one line on the tests after it."""
+    if key in memo:
+        return (f"{call}: cannot run: its parameters and buffers differ from the contract's "
+                "(listed in full in the first failing test of this module)")
+    memo[key] = True
+    return message
 
 
 def randomized(module, seed: int = 0):

@@ -151,6 +151,11 @@ def test_a_layer_used_twice_is_named(net, reference, x):
     assert ("A layer created once and used at two places of forward is one layer: the contract has a separate "
             "layer at each place.") in message
     assert "in the order in which forward uses them" not in message
+    # the same mismatch met again in this submission: one line, pointing at the first report
+    with pytest.raises(SubmissionError) as again:
+        compare_module(net.Shared, reference, x, 4)
+    assert str(again.value) == ("Shared(4): cannot run: its parameters and buffers differ from the contract's "
+                                "(listed in full in the first failing test of this module)")
 
 
 def test_aliases_in_a_sequential_are_the_same_layers(net, reference, x):
