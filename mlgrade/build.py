@@ -24,19 +24,20 @@ and a README saying how to run ``mlgrade check``.
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
+import importlib.metadata
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+import mlgrade
 from mlgrade.course import SKIPPED, Assignment
-from mlgrade.dependencies import engine_requirements, pinned
+from mlgrade.dependencies import engine_requirements, pinned_closure
 
-__all__ = ["build_autograder", "build_student", "build_wheel", "pinned_requirements", "project_source",
+__all__ = ["build_autograder", "build_student", "build_wheel", "pinned_requirements",
            "function_bodies", "TORCH_INDEX"]
 
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -68,7 +69,8 @@ def build_wheel(out_dir: Path) -> Path:
     info = f"mlgrade-{dist.version}.dist-info"
     members = [(f"mlgrade/{p.relative_to(package).as_posix()}", p.read_bytes()) for p in _files(package)
                if not p.name.endswith(".egg-info")]
-    members.append((f"{info}/METADATA", dist.read_text("METADATA").encode()))
+    # a checkout's mlgrade.egg-info holds the same core metadata as PKG-INFO
+    members.append((f"{info}/METADATA", (dist.read_text("METADATA") or dist.read_text("PKG-INFO")).encode()))
     members.append((f"{info}/WHEEL", WHEEL_FILE.encode()))
     if dist.read_text("entry_points.txt"):
         members.append((f"{info}/entry_points.txt", dist.read_text("entry_points.txt").encode()))

@@ -46,7 +46,7 @@ import distributed.comm
 from distributed import Client, WorkerPlugin, as_completed, get_worker
 
 from mlgrade.course import Assignment, open_course
-from mlgrade.batch import MSG_RAISED, MSG_TIMEOUT, Failure, Submission, grade_one, report, tree_hash
+from mlgrade.batch import MSG_RAISED, MSG_TIMEOUT, Failure, Submission, grade_one, report
 from mlgrade.loading import MAX_SOURCE_BYTES
 
 __all__ = ["Cluster", "ClusterError", "connect", "dask_setup"]

@@ -3,6 +3,7 @@ package installs it for instructors, the autograder zip pins it, validate names 
 from __future__ import annotations
 
 import dataclasses
+import re
 import zipfile
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from mlgrade.course import open_course
 from mlgrade.build import build_autograder, pinned_requirements
-from mlgrade.dependencies import distribution_name, engine_requirements, imported_modules, undeclared_imports
+from mlgrade.dependencies import _distributions_of, distribution_name, engine_requirements, imported_modules, undeclared_imports
 from mlgrade.validate import validate
 from conftest import REPO, relocated
 
@@ -22,22 +23,39 @@ def test_every_import_of_graders_and_reference_is_declared(assignment_id):
     assert undeclared_imports(open_course(REPO).get(assignment_id)) == []
 
 
-@pytest.mark.parametrize("assignment_id", IDS)
-def test_the_package_installs_what_each_assignment_requires(assignment_id):
+def test_every_requirement_of_the_engine_is_imported_by_the_engine():
+    """The engine's wheel brings what the engine needs, nothing a course needs."""
+    imported = set()
+    for path in (REPO / "mlgrade").rglob("*.py"):
+        imported |= {d for module in imported_modules(path.read_text()) for d in _distributions_of(module)}
     engine = {distribution_name(r) for r in engine_requirements()}
+    assert engine and engine <= imported, f"required but never imported: {sorted(engine - imported)}"
+    for a in open_course(REPO).assignments():
+        assert not {distribution_name(r) for r in a.requires} & engine - {"numpy", "torch"}, a.id
+
+
+@pytest.mark.parametrize("assignment_id", IDS)
+def test_the_test_extra_installs_what_each_assignment_requires(assignment_id):
+    """`make test` grades this repository's course: its `test` extra carries the course's libraries."""
+    import tomllib
+
+    extra = {distribution_name(r) for r in tomllib.loads((REPO / "pyproject.toml").read_text())
+             ["project"]["optional-dependencies"]["test"]}
     required = {distribution_name(r) for r in open_course(REPO).get(assignment_id).requires}
-    assert required <= engine, f"`pip install .` would lack {sorted(required - engine)}"
+    assert required <= extra, f"`pip install -e .[test]` would lack {sorted(required - extra)}"
 
 
-def test_cs446_declares_scikit_learn_and_its_zip_pins_it(tmp_path):
+def test_cs446_declares_scikit_learn_and_its_zip_pins_everything_it_installs(tmp_path):
     a = open_course(REPO).get("cs446-hw2")
-    assert [distribution_name(r) for r in a.requires] == ["scikit-learn"]
-    assert any(p.startswith("scikit-learn==") for p in pinned_requirements(a))
+    assert [distribution_name(r) for r in a.requires] == ["scikit-learn", "scipy"]
     assert not any(p.startswith("scikit-learn==") for p in pinned_requirements(open_course(REPO).get("ml-hw6")))
     with zipfile.ZipFile(build_autograder(a, tmp_path)) as zf:
         pins = zf.read("requirements.txt").decode().split()
-    assert pins == pinned_requirements(a)
-    assert any(p.startswith("scikit-learn==") for p in pins) and any(p.startswith("torch==") for p in pins)
+    assert pins == pinned_requirements(a) and all(re.fullmatch(r"[a-z0-9-]+==[^=]+", p) for p in pins)
+    names = {p.split("==")[0] for p in pins}
+    # what scikit-learn and torch pull in is pinned too, not left to the resolver on Gradescope
+    assert {"scikit-learn", "joblib", "threadpoolctl", "torch", "sympy", "numpy", "pytest", "rich"} <= names
+    assert "mlxtend" not in names and "cvxopt" not in names  # other assignments' libraries
 
 
 def test_the_package_asks_for_a_torch_range_not_a_pin():
