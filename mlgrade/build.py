@@ -281,11 +281,7 @@ mlgrade check {id}                                    # or: mlgrade check {id} p
 
 `mlgrade check` prints one line per public check and the failure messages; it exits 0 when
 every public check passes. Only the files named above are graded; anything else you write
-(plots, training loops, prints) is not run by the autograder.{choice}
-"""
-CHOICE = """
-Submit one of {accept}, not both: keep working in the one you prefer and delete the other
-before you submit (with both, the autograder grades {first_accept}).
+(plots, training loops, prints) is not run by the autograder.
 """
 
 
@@ -314,12 +310,9 @@ def build_student(assignment: Assignment, out_dir: Path) -> Path:
             _write(zf, f"{top}/{wheel.name}", wheel.read_bytes())
             listing.append(f"- `{wheel.name}`: the mlgrade engine; `requirements.txt`: what this assignment needs")
             files = " and ".join(" or ".join(f"`{a}`" for a in f.accept) for f in assignment.files)
-            choices = [f for f in assignment.files if len(f.accept) > 1]
-            choice = "".join(CHOICE.format(accept=" or ".join(f"`{a}`" for a in f.accept), first_accept=f"`{f.accept[0]}`")
-                             for f in choices)
             readme = STUDENT_README.format(title=assignment.title, id=assignment.id, submit=files,
                                            listing="\n".join(listing), wheel=wheel.name, files=files,
-                                           torch_index=TORCH_INDEX, first=assignment.files[0].name, choice=choice)
+                                           torch_index=TORCH_INDEX, first=assignment.files[0].name)
             _write(zf, f"{top}/README.md", readme.encode())
         target.with_suffix(".zip.part").replace(target)
     return target

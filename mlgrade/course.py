@@ -315,11 +315,13 @@ def read_assignment(file: Path, course: Course) -> Assignment:
     exercises = _expect(file, "exercises", data.get("exercises", {}), dict,
                         "a table: exercise = [\"function\", ...]")
     for name, functions in exercises.items():
+        if name in ASSIGNMENT_KEYS:
+            raise CourseError(f"{file}: exercises.{name}: `{name}` is a key of the contract itself: move it above "
+                              "the first [table] (TOML puts every key after [exercises] into that table)")
         for function in _strings(file, f"exercises.{name}", functions):
-            if not all(part.isidentifier() for part in function.split(".")):
+            if not function.isidentifier():
                 raise CourseError(MSG_KEY.format(file=file, key=f"exercises.{name}", found=function,
-                                                 expected="names of the contract's functions and classes (top-level "
-                                                          "keys such as requires belong above the first [table])"))
+                                                 expected="names of the contract's functions and classes"))
     limits = _expect(file, "limits", data.get("limits", {}), dict, "a table of limits")
     _known(file, limits, {f.name for f in fields(Limits)}, "limits.")
     for key, value in limits.items():

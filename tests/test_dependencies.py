@@ -66,6 +66,8 @@ def test_the_package_asks_for_a_torch_range_not_a_pin():
 def test_an_undeclared_import_is_named(tmp_path):
     a = open_course(REPO).get("cs446-hw2")
     assert undeclared_imports(dataclasses.replace(a, requires=[])) == [
+        "reference/cs446-hw2/hw2_EM.py imports `scipy` (scipy), which cs446-hw2 does not declare: "
+        "add it to `requires` in assignment.toml",
         "reference/cs446-hw2/train.py imports `sklearn` (scikit-learn), which cs446-hw2 does not declare: "
         "add it to `requires` in assignment.toml",
     ]
