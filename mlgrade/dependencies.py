@@ -100,6 +100,6 @@ def undeclared_imports(assignment) -> list[str]:
                 if owners & declared:
                     continue
                 problems.append(MSG_UNDECLARED.format(
-                    file=path.relative_to(assignment.course.root).as_posix(), module=module,
+                    file=path.relative_to(folder.parent.parent).as_posix(), module=module,
                     distribution=", ".join(sorted(owners)) or "not installed here", assignment=assignment.id))
     return problems
