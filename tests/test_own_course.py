@@ -179,7 +179,7 @@ def instructor(tmp_path_factory):
     wheel = build_wheel(base / "wheel")
     bin_dir = _fresh_venv(base / "venv", str(wheel))
     site = Path(subprocess.run([str(bin_dir / "python"), "-c", "import mlgrade, os; print(os.path.dirname(mlgrade.__file__))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+                               capture_output=True, text=True, check=True, cwd=base).stdout.strip())
     assert site.is_relative_to(base), site  # the wheel's copy, not this checkout
     installed = _digest(site)
     _run(bin_dir, "new", "course", "intro-ml", "--title", "Intro to ML", cwd=base)
