@@ -164,10 +164,6 @@ def _submission_files(assignment, folder: Path, target: Path) -> None:
             shutil.copy(path, target / path.name)
 
 
-def alternatives_dir(assignment) -> Path | None:
-    return assignment.root / "tests" / "alternatives" / assignment.id if assignment.root else None
-
-
 def validate(assignment, only: str | None = None, console=None) -> Report:
     report = Report()
     undeclared = undeclared_imports(assignment)
@@ -202,7 +198,7 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
                 report.verdicts.append(Verdict(f"trivial {kind}", outcome.graded and not earning,
                                                outcome.results["score"], sum(t.max_score for t in outcome.tests), detail))
                 _progress(console, report.verdicts[-1])
-        for alternative in load_mutants(alternatives_dir(assignment), alternative=True):
+        for alternative in load_mutants(assignment.alternatives_dir, alternative=True):
             if only and only not in alternative.name:
                 continue
             staged = work / f"alternative-{alternative.name}"

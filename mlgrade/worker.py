@@ -365,10 +365,9 @@ class Worker:
 MISSING: list[str] = []
 
 # what a worker keeps of mlgrade: itself and the trusted code beside it; the rest (runner, cli,
-# results, grading, the assignments and their oracles) belongs to the grading process
+# results, grading, course) belongs to the grading process
 WORKER_MODULES = frozenset({"mlgrade", "mlgrade.worker", "mlgrade.worker_errors", "mlgrade.probes",
-                            "mlgrade.wire", "mlgrade.refusals", "mlgrade.channel",
-                            "mlgrade.mnist"})  # imported by the sheets' utils.py until it moves to its course
+                            "mlgrade.wire", "mlgrade.refusals", "mlgrade.channel"})
 # libraries of the grading process that a fork inherits and a fresh worker never imports
 GRADING_LIBRARIES = frozenset({"pytest", "_pytest", "pluggy", "iniconfig", "rich", "pygments", "markdown_it", "mdurl",
                                "gradescope_utils", "nbformat", "nbconvert", "jupytext", "dask", "distributed"})
