@@ -150,8 +150,7 @@ def powerless_tests(mutants: list[Mutant], catches: dict[str, list[str]], test_n
     flagged = []
     for name in test_names:
         function = _function_of(name)
-        if function in targeted and DTYPE_TEST not in name and "(public check)" not in name \
-                and not targeted[function] & set(catches.get(name, ())):
+        if function in targeted and DTYPE_TEST not in name and not targeted[function] & set(catches.get(name, ())):
             flagged.append(name)
     return flagged
 

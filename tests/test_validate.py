@@ -78,7 +78,7 @@ def test_value_tests_catching_no_mutant_of_their_function_are_flagged():
     mutants = [Mutant("m1", "", "x.py", ["f: a"], []), Mutant("m2", "", "x.py", ["g: "], []),
                Mutant("fake", "", "x.py", ["h: "], [], earns_nothing=True)]
     catches = {"f: a": ["m1"], "f: b": ["m2"]}
-    names = ["f: a", "f: b", "f: float64 results, the contract's dtype", "f: c (public check)", "g: x", "h: y", "k: z"]
+    names = ["f: a", "f: b", "f: float64 results, the contract's dtype", "g: x", "h: y", "k: z"]
     # f: b catches only another function's mutant; g: x none; h (only a fake) and k have no mutant to catch
     assert powerless_tests(mutants, catches, names) == ["f: b", "g: x"]
 
