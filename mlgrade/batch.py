@@ -443,7 +443,7 @@ def _engine_hash(assignment: Assignment) -> str:
 # --- the pool ------------------------------------------------------------------------------
 
 _ASSIGNMENT: Assignment | None = None
-_ZYGOTE = None  # this pool process's fork server: workers start without importing torch
+_FORK_SERVERS = None  # this process's fork servers (runner.ForkServers): workers start without importing torch
 
 
 def _slot_user(slot: int) -> str:
@@ -484,12 +484,12 @@ def grade_one(assignment: Assignment, folder: Path, results_path: str | None) ->
     """Grade one staged submission in this process, with its warm fork server (started on first
     use, replaced when it died): in a pool process, or in a Dask worker (mlgrade.cluster).
     ``written``: whether the runner wrote results.json (only with a ``results_path``)."""
-    from mlgrade.runner import fork_server, grade
+    from mlgrade.runner import ForkServers, grade
 
-    global _ZYGOTE
-    if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
-        _ZYGOTE = fork_server(assignment)
-    outcome = grade(assignment, folder, results_path, zygote=_ZYGOTE)
+    global _FORK_SERVERS
+    if _FORK_SERVERS is None:
+        _FORK_SERVERS = ForkServers()
+    outcome = grade(assignment, folder, results_path, zygote=_FORK_SERVERS.get(assignment))
     return {"results": outcome.results, "log": _cut(outcome.log), "written": results_path is not None,
             "pid": os.getpid(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

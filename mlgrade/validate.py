@@ -24,9 +24,8 @@ from rich.table import Table
 from mlgrade.dependencies import undeclared_imports
 from mlgrade.loading import find_file
 from mlgrade.results import MSG_INTERNAL, earned, passed
-from mlgrade.runner import grade
+from mlgrade.runner import grade, keeping_fork_servers
 from mlgrade.trivial import TRIVIAL_KINDS, write_patched
-from mlgrade.forkserver import Zygote
 
 MSG_INTERNAL_START = MSG_INTERNAL.split("(")[0]  # "internal error in the grader "
 
@@ -128,15 +127,15 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
     undeclared = undeclared_imports(assignment)
     report.verdicts.append(Verdict("dependencies", not undeclared, 0.0, 0.0, "; ".join(undeclared)))
     _progress(console, report.verdicts[-1])
-    work = Path(tempfile.mkdtemp(prefix="mlgrade-validate-"))
-    zygote = Zygote()  # one fork server for every grading below: torch is imported once, not per submission
-    try:
+    # one fork server for every grading below: torch is imported once, not per submission
+    with keeping_fork_servers(), tempfile.TemporaryDirectory(prefix="mlgrade-validate-", ignore_cleanup_errors=True) as tmp:
+        work = Path(tmp)
         if not only:
             for label, folder, want in (("reference", assignment.reference_dir, "full"),
                                         ("template", assignment.template_dir, "zero")):
                 staged = work / label
                 _submission_files(assignment, Path(folder), staged)
-                outcome = grade(assignment, staged, zygote=zygote)
+                outcome = grade(assignment, staged)
                 total, maximum = outcome.results["score"], sum(t.max_score for t in outcome.tests)
                 ok = total == maximum if want == "full" else total == 0
                 failed = [t.name for t in outcome.tests if (want == "full") != passed(t)]
@@ -148,7 +147,7 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
             for kind in TRIVIAL_KINDS:  # answers that did nothing must earn nothing
                 staged = work / f"trivial-{kind}"
                 write_patched(assignment, kind, staged)
-                outcome = grade(assignment, staged, zygote=zygote)
+                outcome = grade(assignment, staged)
                 earning = [t.name for t in outcome.tests if earned(t) > 0]
                 detail = f"{len(earning)} tests give points: " + "; ".join(earning[:8]) if earning else ""
                 if not outcome.graded:  # a grader that breaks on a wrong answer gives that student no score
@@ -162,14 +161,11 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
                 continue
             staged = work / mutant.name
             apply_mutant(mutant, assignment.reference_dir, staged)
-            outcome = grade(assignment, staged, zygote=zygote)
+            outcome = grade(assignment, staged)
             ok, detail = check_mutant(mutant, outcome.tests)
             maximum = sum(t.max_score for t in outcome.tests)
             report.verdicts.append(Verdict(f"mutant {mutant.name}", ok, outcome.results["score"], maximum, detail))
             _progress(console, report.verdicts[-1])
-    finally:
-        zygote.close()
-        shutil.rmtree(work, ignore_errors=True)
     if console is not None:
         table = Table(title=f"validate {assignment.id}", title_justify="left")
         for col in ("submission", "score", "verdict"):

@@ -11,6 +11,7 @@ from mlgrade.trivial import write_patched
 ASSIGNMENTS = [a.id for a in assignments.catalogue() if a.has_graders()]
 
 
+@pytest.mark.mutants
 @pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
 def test_validate(assignment_id):
     report = validate(assignments.get(assignment_id))
