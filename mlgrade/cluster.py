@@ -11,7 +11,7 @@ does (:func:`mlgrade.batch.grade_class`); only the grading of each submission mo
   with retries off (a retry re-runs hostile code).
 
 A Dask worker (``dask worker ADDRESS --nthreads 1 --preload mlgrade.cluster``) grades with the
-same code as a pool process (:func:`mlgrade.batch.grade_one`: the runner, the sandbox, a fork
+same code as a pool process (:func:`mlgrade.pool.grade_one`: the runner, the sandbox, a fork
 server kept for the life of the process) and returns plain JSON, bounded, which the client
 decodes with limits before anything is recorded. As root each worker process runs student code
 as a user of its own (``mlgrade-d<k>``, k claimed with a lock file), since the sandbox sweeps
@@ -47,8 +47,10 @@ from distributed import Client, WorkerPlugin, as_completed, get_worker
 
 from mlgrade import assignments
 from mlgrade.assignments import Assignment
-from mlgrade.batch import MSG_RAISED, MSG_TIMEOUT, Failure, Submission, grade_one, report, tree_hash
-from mlgrade.loading import MAX_SOURCE_BYTES
+from mlgrade.batch import tree_hash
+from mlgrade.intake import Submission
+from mlgrade.pool import MSG_RAISED, MSG_TIMEOUT, Failure, grade_one, report
+from mlgrade.staging import stage
 
 __all__ = ["Cluster", "ClusterError", "connect", "dask_setup"]
 
@@ -84,7 +86,6 @@ MSG_BAD_REPLY = "the Dask worker's reply could not be read ({error}): not graded
 MSG_ENGINE_MISMATCH = "this worker's {what} differs from the client's: install the same mlgrade on every worker"
 MSG_PLUGIN_REFUSED = "a Dask worker refused the assignment ({error})"
 MSG_NO_PLUGIN = "this worker has no assignment bundle {name} (it was unregistered: the client has gone)"
-MSG_BAD_FILE = "submission file {name!r} refused: {why}"
 MSG_BAD_BUNDLE = "the assignment bundle's entry {name!r} refused: {why}"
 
 
@@ -402,14 +403,13 @@ def dask_setup(worker) -> None:
 
 
 def _stage(folder: Path, files: dict, assignment: Assignment) -> None:
-    accepted = {name for spec in assignment.files for name in spec.accept}
-    for name, data in files.items():
-        if not isinstance(name, str) or name not in accepted:
-            raise ValueError(MSG_BAD_FILE.format(name=str(name)[:100], why="not a file of the contract"))
-        limit = MAX_SOURCE_BYTES.get(Path(name).suffix, MAX_SOURCE_BYTES[".py"])
-        if not isinstance(data, bytes) or len(data) > limit:
-            raise ValueError(MSG_BAD_FILE.format(name=name, why=f"not bytes of at most {limit >> 20} MB"))
-        (folder / name).write_bytes(data)
+    """The files a client sent, staged as every command stages (:func:`mlgrade.staging.stage`); any
+    problem refuses the task (the client staged them within the same limits: a peer broke the protocol)."""
+    if not isinstance(files, dict):
+        raise ValueError("the submission's files are not a mapping of file names to bytes")
+    problems = stage(assignment, files, folder)
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def grade_task(plugin_name: str, assignment_id: str, files: dict) -> str:

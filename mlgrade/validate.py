@@ -22,9 +22,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlgrade.dependencies import undeclared_imports
-from mlgrade.loading import find_file
 from mlgrade.results import MSG_INTERNAL, earned, passed
 from mlgrade.runner import grade, keeping_fork_servers
+from mlgrade.staging import contract_files, stage
 from mlgrade.trivial import TRIVIAL_KINDS, write_patched
 
 MSG_INTERNAL_START = MSG_INTERNAL.split("(")[0]  # "internal error in the grader "
@@ -114,12 +114,12 @@ def check_mutant(mutant: Mutant, tests) -> tuple[bool, str]:
     return not problems, "; ".join(problems)
 
 
-def _submission_files(assignment, folder: Path, target: Path) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    for spec in assignment.files:
-        path = find_file(folder, spec.accept)
-        if path is not None and path.is_file():
-            shutil.copy(path, target / path.name)
+
+
+def _staged(assignment, folder: Path, target: Path) -> None:
+    problems = stage(assignment, contract_files(assignment, folder), target, root=folder)
+    if problems:
+        raise ValueError(f"{folder}: " + "; ".join(problems))
 
 
 def validate(assignment, only: str | None = None, console=None) -> Report:
@@ -134,7 +134,7 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
             for label, folder, want in (("reference", assignment.reference_dir, "full"),
                                         ("template", assignment.template_dir, "zero")):
                 staged = work / label
-                _submission_files(assignment, Path(folder), staged)
+                _staged(assignment, Path(folder), staged)
                 outcome = grade(assignment, staged)
                 total, maximum = outcome.results["score"], sum(t.max_score for t in outcome.tests)
                 ok = total == maximum if want == "full" else total == 0
