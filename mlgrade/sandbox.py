@@ -152,7 +152,7 @@ class Sandbox:
     # -- lifecycle -----------------------------------------------------------------------
 
     def _config(self, scratch: str, view_root: str, cgroup_procs: list[str]) -> dict:
-        """What a worker needs to confine itself (see mlgrade.worker.confine)."""
+        """What a worker needs to confine itself (see mlgrade.confinement.confine)."""
         limits = asdict(self.limits)
         limits["address_space_mb"] = self.limits.rlimit_as(bool(cgroup_procs))
         return {
