@@ -30,8 +30,6 @@ import importlib.metadata
 import io
 import json
 import os
-import shutil
-import stat
 import tempfile
 import threading
 import time
@@ -47,7 +45,7 @@ from distributed import Client, WorkerPlugin, as_completed, get_worker
 
 from mlgrade import assignments
 from mlgrade.assignments import Assignment
-from mlgrade.batch import tree_hash
+from mlgrade.bundle import BUNDLE_MANIFEST, BundleError, extract_bundle, make_bundle, package_digest, private_dir
 from mlgrade.intake import Submission
 from mlgrade.pool import MSG_RAISED, MSG_TIMEOUT, Failure, grade_one, report
 from mlgrade.staging import stage
@@ -58,8 +56,6 @@ CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler before giving up
 WORKER_WAIT = 60.0  # seconds for the first worker to join
 ALLOWED_FAILURES = 1  # worker deaths a task survives: regraded once, then reported failed
 GRADING_PROCESS_MB = 1024  # what a grading process holds beside its sandbox (measured: ~256 MB)
-MAX_BUNDLE_BYTES = 256 << 20
-MAX_BUNDLE_ENTRIES = 10_000
 MAX_REPLY_BYTES = 16 << 20  # results.json (< 1 MB) and a log cut to 2M characters, as JSON
 START_TOPIC = "mlgrade-grading-started"
 # what a scheduler for grading should be started with (local_cluster does; README for others):
@@ -67,7 +63,6 @@ START_TOPIC = "mlgrade-grading-started"
 # than on busy workers (a worker's death counts against every task assigned to it, begun or not)
 SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
                     "distributed.scheduler.worker-saturation": 1.0}
-BUNDLE_MANIFEST = "mlgrade-bundle.json"
 SLOT_USER = "mlgrade-d{slot}"
 MAX_SLOTS = 256
 
@@ -86,7 +81,6 @@ MSG_BAD_REPLY = "the Dask worker's reply could not be read ({error}): not graded
 MSG_ENGINE_MISMATCH = "this worker's {what} differs from the client's: install the same mlgrade on every worker"
 MSG_PLUGIN_REFUSED = "a Dask worker refused the assignment ({error})"
 MSG_NO_PLUGIN = "this worker has no assignment bundle {name} (it was unregistered: the client has gone)"
-MSG_BAD_BUNDLE = "the assignment bundle's entry {name!r} refused: {why}"
 
 
 class ClusterError(RuntimeError):
@@ -192,7 +186,10 @@ def connect(address: str, assignment: Assignment, connect_timeout: float = CONNE
     """A client of the scheduler at ``address``, ready to grade ``assignment``. ClusterError
     (before anything is graded or written) if no scheduler answers within ``connect_timeout``
     seconds, no worker joins within ``worker_wait``, or a worker's memory limit is too small."""
-    plugin = AssignmentPlugin(make_bundle(assignment), assignment.id)
+    try:
+        plugin = AssignmentPlugin(make_bundle(assignment), assignment.id)
+    except BundleError as exc:
+        raise ClusterError(str(exc)) from None
     try:
         # the Client's own timeout does not bound a peer that accepts and stays silent
         asyncio.run(asyncio.wait_for(_handshake(address, connect_timeout), connect_timeout))
@@ -251,78 +248,6 @@ def local_cluster(n_workers: int = 2, **kwargs) -> distributed.LocalCluster:
                                         dashboard_address=":0", **kwargs)
 
 
-# --- the assignment bundle: graders and reference, from the client --------------------------------
-
-def _package_digest(assignment: Assignment) -> str:
-    return tree_hash([assignment.package_dir]).hexdigest()
-
-
-def make_bundle(assignment: Assignment) -> bytes:
-    """The graders and reference of ``assignment`` as a zip (the same bytes for the same files),
-    with the mlgrade version and contract it was made with."""
-    manifest = {"assignment": assignment.id, "mlgrade": importlib.metadata.version("mlgrade"),
-                "package": _package_digest(assignment)}
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(zipfile.ZipInfo(BUNDLE_MANIFEST, (1980, 1, 1, 0, 0, 0)), json.dumps(manifest, sort_keys=True))
-        for folder in (assignment.graders_dir, assignment.reference_dir):
-            if folder is None or not folder.is_dir():
-                continue
-            for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-                name = path.relative_to(assignment.root).as_posix()
-                zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), path.read_bytes())
-    data = buffer.getvalue()
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise ClusterError(f"the graders and reference of {assignment.id} exceed {MAX_BUNDLE_BYTES >> 20} MB")
-    return data
-
-
-def _private_dir(path: Path) -> Path:
-    """``path`` as a folder of ours alone (made 0700; refused if it is a link or someone else's)."""
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        raise RuntimeError(f"{path} is not a private folder of this user: refused")
-    return path
-
-
-def _extract_bundle(bundle: bytes, target: Path) -> None:
-    """Unpack into ``target`` (made here, atomically): regular files under graders/ and
-    reference/ only, nothing outside, within the entry and size limits."""
-    scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
-    try:
-        with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
-            infos = zf.infolist()
-            if len(infos) > MAX_BUNDLE_ENTRIES:
-                raise RuntimeError(f"the assignment bundle has more than {MAX_BUNDLE_ENTRIES} entries")
-            used = 0
-            for info in infos:
-                parts = Path(info.filename).parts
-                if info.filename == BUNDLE_MANIFEST:
-                    continue
-                if info.filename.startswith("/") or ".." in parts or not parts or parts[0] not in ("graders", "reference"):
-                    raise RuntimeError(MSG_BAD_BUNDLE.format(name=info.filename[:200], why="outside graders/ and reference/"))
-                if stat.S_IFMT(info.external_attr >> 16) not in (0, stat.S_IFREG) or info.is_dir():
-                    raise RuntimeError(MSG_BAD_BUNDLE.format(name=info.filename[:200], why="not a regular file"))
-                data = zf.read(info)
-                used += len(data)
-                if used > MAX_BUNDLE_BYTES:
-                    raise RuntimeError(f"the assignment bundle expands to more than {MAX_BUNDLE_BYTES >> 20} MB")
-                dest = scratch.joinpath(*parts)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(data)
-        try:
-            os.rename(scratch, target)
-        except OSError:  # another worker of this host unpacked the same bundle first
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 class AssignmentPlugin(WorkerPlugin):
     """Gives every worker, present and future, the graders and reference of one assignment:
     unpacked at set-up (a worker whose mlgrade or contract differs refuses it there)."""
@@ -343,16 +268,16 @@ def _assignment(bundle: bytes, assignment_id: str) -> Assignment:
     if digest not in _ASSIGNMENTS:
         with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
             manifest = json.loads(zf.read(BUNDLE_MANIFEST))
-        base = _private_dir(Path(tempfile.gettempdir()) / f"mlgrade-cluster-{os.geteuid()}")
+        base = private_dir(Path(tempfile.gettempdir()) / f"mlgrade-cluster-{os.geteuid()}")
         target = base / digest[:32]
         if not target.is_dir():
-            _extract_bundle(bundle, target)
+            extract_bundle(bundle, target)
         assignment = assignments.get(assignment_id, target)
         if manifest.get("assignment") != assignment_id:
             raise RuntimeError(f"the bundle is for {manifest.get('assignment')!r}, not {assignment_id!r}")
         if manifest.get("mlgrade") != importlib.metadata.version("mlgrade"):
             raise RuntimeError(MSG_ENGINE_MISMATCH.format(what=f"mlgrade {importlib.metadata.version('mlgrade')}"))
-        if manifest.get("package") != _package_digest(assignment):
+        if manifest.get("package") != package_digest(assignment):
             raise RuntimeError(MSG_ENGINE_MISMATCH.format(what=f"contract of {assignment_id}"))
         _ASSIGNMENTS[digest] = assignment
     return _ASSIGNMENTS[digest]
@@ -372,7 +297,7 @@ def _claim_worker_user() -> None:
         return
     from mlgrade.provision import ensure_user
 
-    folder = _private_dir(Path(tempfile.gettempdir()) / "mlgrade-dask-slots")
+    folder = private_dir(Path(tempfile.gettempdir()) / "mlgrade-dask-slots")
     for slot in range(MAX_SLOTS):
         fd = os.open(folder / f"{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:

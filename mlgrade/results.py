@@ -51,6 +51,7 @@ class TestResult:
     fraction: float | None = None  # partial credit declared by the test
     output: str = ""
     nodeid: str = ""
+    internal_error: bool = False  # the grader itself raised (MSG_INTERNAL): the engine's failure, not the student's
 
 
 @dataclass
@@ -278,6 +279,7 @@ class GradescopePlugin:
             self.session.engine_failure = self.session.engine_failure or exc
             return MSG_NOT_GRADED
         else:
+            result.internal_error = True
             message = MSG_INTERNAL.format(type=type(exc).__name__)
             self.internal_errors.append(f"{result.name}:\n{''.join(traceback.format_exception(exc))}")
         if result.hide_errors:

@@ -33,6 +33,7 @@ __all__ = ["ForkServers", "Outcome", "fork_server", "grade", "keep_fork_servers"
 
 PYTEST_INI = Path(__file__).with_name("pytest-grading.ini")
 UNSAFE_ENV = "MLGRADE_UNSAFE_NO_ISOLATION"
+MAX_LOAD_OUTPUT = 2000  # characters of what a module printed at import, shown in results.json's output
 
 
 @dataclass
@@ -40,7 +41,6 @@ class Outcome:
     results: dict  # Gradescope's results.json content
     tests: list[TestResult]
     log: str  # pytest's own output and grader tracebacks, for instructors
-    sandbox_report: object = None
 
     @property
     def graded(self) -> bool:
@@ -66,6 +66,11 @@ def _summary(assignment: Assignment, modules, sandbox: Sandbox | None) -> str:
             err = sandbox.load_errors.get(m.name)
             if err:
                 lines.append(f"{m.name}: could not be loaded ({str(err.get('type'))[:200]}: {str(err.get('message', ''))[:300]}).")
+        for m in modules:
+            printed = sandbox.load_output.get(m.name, "")
+            if printed.strip():
+                cut = printed[:MAX_LOAD_OUTPUT] + ("\n... (output truncated)" if len(printed) > MAX_LOAD_OUTPUT else "")
+                lines.append(f"{m.file} printed while it was loaded:\n{cut}")
     return "\n".join(lines)
 
 
@@ -251,7 +256,7 @@ def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, 
         results = to_gradescope(tests, seconds, _summary(assignment, modules, sandbox))
     if results_path:
         write_results(results_path, results)
-    return Outcome(results, tests, log, sandbox.report if sandbox else None)
+    return Outcome(results, tests, log)
 
 
 def _engine_failure(session: GradingSession, plugin: GradescopePlugin, exit_code, tests) -> str | None:

@@ -134,7 +134,7 @@ class Sandbox:
                                        spared={zygote.proc.pid} if zygote else set())
         self.worker: _Worker | None = None
         self.load_errors: dict[str, dict] = {}
-        self.load_output: dict[str, str] = {}
+        self.load_output: dict[str, str] = {}  # what each module printed at import (shown to the student)
         self._starter: threading.Thread | None = None
         self.report = SandboxReport(user=self.user.pw_name if self.user else pwd.getpwuid(os.getuid()).pw_name)
         self.deaths = 0

@@ -22,12 +22,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlgrade.dependencies import undeclared_imports
-from mlgrade.results import MSG_INTERNAL, earned, passed
+from mlgrade.results import earned, passed
 from mlgrade.runner import grade, keeping_fork_servers
 from mlgrade.staging import contract_files, stage
 from mlgrade.trivial import TRIVIAL_KINDS, write_patched
 
-MSG_INTERNAL_START = MSG_INTERNAL.split("(")[0]  # "internal error in the grader "
 
 __all__ = ["Mutant", "MutantError", "load_mutant", "load_mutants", "apply_mutant", "validate", "check_mutant"]
 
@@ -109,7 +108,7 @@ def check_mutant(mutant: Mutant, tests) -> tuple[bool, str]:
         named = [t for t in tests if t.name.startswith(prefix)]
         if not named:
             problems.append(f"no test named {prefix!r}")
-        elif all(earned(t) == t.max_score for t in named):
+        elif all(passed(t) for t in named):
             problems.append(f"passed every {prefix!r} test")
     return not problems, "; ".join(problems)
 
@@ -152,7 +151,7 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
                 detail = f"{len(earning)} tests give points: " + "; ".join(earning[:8]) if earning else ""
                 if not outcome.graded:  # a grader that breaks on a wrong answer gives that student no score
                     detail = "; ".join(filter(None, [outcome.results["extra_data"]["reason"], detail]))
-                    detail += ": " + "; ".join(t.name for t in outcome.tests if MSG_INTERNAL_START in t.output)[:500]
+                    detail += ": " + "; ".join(t.name for t in outcome.tests if t.internal_error)[:500]
                 report.verdicts.append(Verdict(f"trivial {kind}", outcome.graded and not earning,
                                                outcome.results["score"], sum(t.max_score for t in outcome.tests), detail))
                 _progress(console, report.verdicts[-1])
