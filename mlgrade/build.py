@@ -14,9 +14,9 @@ The autograder zip (unpacked by Gradescope into ``/autograder/source``) holds::
     reference/<id>/     the reference solution
     wheelhouse/         optional: wheels installed with --no-index before anything is downloaded
 
-The student bundle holds the templates and helper modules, the public checks with their stored
-expected values, the engine's wheel (which carries the public checks, never graders or reference)
-and a README saying how to run ``mlgrade check``.
+The student bundle holds the templates and helper modules, the public checks, the engine's wheel
+(which carries the public checks, never graders or reference) and a README saying how to run
+``mlgrade check``.
 """
 from __future__ import annotations
 
@@ -275,8 +275,8 @@ Assignment id: `{id}`. Submit: {submit}.
 
 ## Check your work before submitting
 
-The public checks run your functions on a few inputs with stored expected values, in the same
-sandbox the Gradescope autograder uses. They are a subset: hidden tests on Gradescope check more.
+The public checks run your functions on a few inputs (worked examples, properties, brute force), in the
+same sandbox the Gradescope autograder uses. They are a subset: hidden tests on Gradescope check more.
 
 ```bash
 python3 -m venv .venv && . .venv/bin/activate        # Python 3.11 or newer
@@ -317,7 +317,7 @@ def build_student(assignment: Assignment, out_dir: Path, wheel: Path | None = No
             for p in public:
                 _write(zf, f"{top}/public_checks/{p.relative_to(assignment.package_dir).as_posix()}", p.read_bytes())
             if public:
-                listing.append("- `public_checks/`: the public checks and their stored expected values "
+                listing.append("- `public_checks/`: the public checks "
                                "(for reading; `mlgrade check` runs the copies inside the wheel)")
             _write(zf, f"{top}/{wheel.name}", wheel.read_bytes())
             listing.append(f"- `{wheel.name}`: the mlgrade engine with the public checks")
