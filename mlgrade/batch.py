@@ -189,7 +189,7 @@ def grade_class(assignment: Assignment, submissions: Path, out_dir: Path, jobs: 
                 n = min(jobs, len(todo))
                 for text in run_pool(Pool(assignment, n), todo, n, timeout, out_dir, on_done):
                     problem(text)
-        write_scores(summary.rows, out_dir / "scores.csv")
+        write_scores(assignment, summary.rows, out_dir / "scores.csv")
         write_report(assignment, summary.rows, out_dir / "report.html", errors=summary.errors)
     finally:
         shutil.rmtree(work, ignore_errors=True)

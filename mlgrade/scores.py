@@ -1,17 +1,33 @@
-"""scores.csv: one line per student, from each student's results.json.
+"""A class's scores: each student's row (:func:`score_row`, from their results.json), the subtotals
+by exercise the report and scores.csv show, and scores.csv itself.
 
-:func:`score_row` is a student's row (also the report's, :mod:`mlgrade.report`); a student given
-no score has status "failed", an empty total and the reason it was written with.
+A test belongs to the exercise whose contract names include the name its title begins with
+(``"kl_loss: ..."`` is in ``vae`` when ``[exercises] vae = ["reparameterize", "kl_loss"]``).
+
+scores.csv, one line per student, sorted by student, in this column order:
+
+- ``student``: the output folder's name (``out/<student>/results.json``);
+- ``name``, ``email``, ``submitters``: only for a Gradescope export (its submission_metadata.yml);
+  a group's names and emails are joined with "; ";
+- ``status``: ``graded``, or ``failed`` when no score was given (then every score cell is empty);
+- ``total``, then one column per exercise (its subtotal), in the order of assignment.toml;
+- then one column per test, titled with its name.
+
+Every score is a plain number. A gradebook import reads it as is: Moodle (Grades > Import > CSV
+file) maps ``email`` to "Email address" and ``total`` or an exercise column to a grade item;
+Canvas and Gradescope's own import match students by ``email`` (or the name) and take one points column.
 """
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
-from mlgrade.intake import Submission
 from mlgrade.results import failure_reason, is_engine_failure, passed
 
-__all__ = ["score_row", "write_scores"]
+__all__ = ["exercise_of", "exercises", "score_row", "subtotals", "write_scores"]
+
+OTHER = "other"  # tests whose title begins with no contract name of an exercise (a file's own tests)
 
 
 def _first_line(text: str) -> str:
@@ -26,16 +42,49 @@ def _failure_reason(results: dict) -> str:
     return failure_reason(results) or _first_line(results.get("output", "") or "") or "no score was given"
 
 
-def score_row(sub: Submission, results: dict) -> dict:
-    """A student's line in scores.csv and the report, from their results.json."""
+def score_row(sub, results: dict) -> dict:
+    """A student's line in scores.csv and the report, from their results.json (``sub``: a
+    :class:`mlgrade.intake.Submission`)."""
     failed = is_engine_failure(results)
     tests = [] if failed else [
-        {"name": t.get("name", ""), "score": t.get("score", 0.0), "max_score": t.get("max_score", 0.0),
+        {"name": t.get("name", ""), "number": t.get("number", ""), "score": t.get("score", 0.0),
+         "max_score": t.get("max_score", 0.0),
          "passed": passed(t), "message": "" if passed(t) else _first_line(t.get("output", ""))}
         for t in results.get("tests", [])]
     return {"student": sub.student, "submitters": sub.submitters, "status": "failed" if failed else "graded",
             "score": None if failed else results.get("score", 0.0), "tests": tests,
             "reason": _failure_reason(results) if failed else "", "output": results.get("output", "")}
+
+
+def exercise_of(assignment, test_name: str) -> str:
+    prefix = test_name.split(": ", 1)[0]
+    for exercise, names in assignment.exercises.items():
+        if prefix in names:
+            return exercise
+    return OTHER
+
+
+def exercises(assignment, rows: list[dict]) -> dict[str, float]:
+    """Each exercise's points (maximum), in the order of assignment.toml, from the graded rows."""
+    maxima: dict[str, float] = {}
+    seen: set[str] = set()
+    for row in rows:
+        for t in row["tests"]:
+            if t["name"] not in seen:
+                seen.add(t["name"])
+                key = exercise_of(assignment, t["name"])
+                maxima[key] = maxima.get(key, 0.0) + t.get("max_score", 0.0)
+    order = [*assignment.exercises, OTHER]
+    return {k: maxima[k] for k in order if k in maxima}
+
+
+def subtotals(assignment, row: dict) -> dict[str, float]:
+    """A graded student's points per exercise."""
+    points: dict[str, float] = {}
+    for t in row["tests"]:
+        key = exercise_of(assignment, t["name"])
+        points[key] = points.get(key, 0.0) + t["score"]
+    return points
 
 
 def _cell(text) -> str:
@@ -44,21 +93,43 @@ def _cell(text) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def write_scores(rows: list[dict], path: Path) -> list[str]:
-    """scores.csv: one line per student; a student given no score has an empty total."""
-    names: list[str] = []
-    for row in rows:
+_PERSON = re.compile(r"^(?P<name>.*?)\s*<(?P<email>[^<>]*)>$")
+
+
+def _people(submitters: str) -> tuple[str, str]:
+    """('Name; Name', 'email; email') from batch's 'Name <email>; Name <email>'."""
+    names, emails = [], []
+    for person in filter(None, (p.strip() for p in submitters.split(";"))):
+        m = _PERSON.match(person)
+        names.append(m["name"] if m else person)
+        emails.append(m["email"] if m else "")
+    return "; ".join(names), "; ".join(e for e in emails if e)
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def write_scores(assignment, rows: list[dict], path: Path) -> None:
+    """Write scores.csv (the format of this module's docstring) for ``rows`` made by :func:`score_row`."""
+    graded = [r for r in rows if r.get("status") != "failed"]
+    parts = exercises(assignment, graded)
+    tests: dict[str, None] = {}  # the tests' names, in the order of the first results that hold them
+    for row in graded:
         for t in row["tests"]:
-            if t["name"] not in names:
-                names.append(t["name"])
-    with_submitters = any(r["submitters"] for r in rows)
+            tests.setdefault(t["name"])
+    people = any(r["submitters"] for r in rows)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["student", *(["submitters"] if with_submitters else []), "status", "total", *map(_cell, names)])
+        w.writerow(["student", *(["name", "email", "submitters"] if people else []), "status", "total",
+                    *map(_cell, parts), *map(_cell, tests)])
         for row in sorted(rows, key=lambda r: r["student"]):
+            who = [*map(_cell, _people(row["submitters"])), _cell(row["submitters"])] if people else []
+            if row["score"] is None:
+                w.writerow([_cell(row["student"]), *who, row["status"], "", *([""] * (len(parts) + len(tests)))])
+                continue
+            points = subtotals(assignment, row)
             by_name = {t["name"]: t["score"] for t in row["tests"]}
-            total = "" if row["score"] is None else f"{row['score']:g}"
-            w.writerow([_cell(row["student"]), *([_cell(row["submitters"])] if with_submitters else []),
-                        row["status"], total, *(f"{by_name[n]:g}" if n in by_name else "" for n in names)])
-    return names
-
+            w.writerow([_cell(row["student"]), *who, row["status"], _number(row["score"]),
+                        *(_number(points.get(k, 0.0)) for k in parts),
+                        *(_number(by_name[n]) if n in by_name else "" for n in tests)])
