@@ -39,7 +39,7 @@ have "$TAG" && { echo "$TAG"; exit 0; }
 "$PY" -m zipfile -e "$ZIP" "$ctx/source"
 chmod 755 "$ctx/source"/setup.sh "$ctx/source"/run_autograder
 
-common=()
+common=(); runtime_args=()
 [ -n "$BUILD_NETWORK" ] && common+=(--network "$BUILD_NETWORK")
 if [ -d "$ctx/source/wheelhouse" ] && [ "$BUILD_NETWORK" = host ]; then
   # served to both builds, never copied into a layer
@@ -59,12 +59,14 @@ srv.serve_forever()
 PYEOF
   server=$!
   for _ in $(seq 50); do [ -s "$portfile" ] && break; sleep 0.1; done
-  common+=(--build-arg "WHEELHOUSE_URL=http://127.0.0.1:$(cat "$portfile")/")
+  url="http://127.0.0.1:$(cat "$portfile")/"
+  runtime_args=(--build-arg "WHEELHOUSE_URL=$url")
+  echo "$url" > "$ctx/source/.find-links"  # docker/Dockerfile reads it: an ARG would cost a step
 fi
 
 if ! have "$RUNTIME"; then
   echo "build-image.sh: building the shared runtime $RUNTIME on $BASE_IMAGE" >&2
-  DOCKER_BUILDKIT=0 docker build -q "${common[@]}" --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$RUNTIME" \
+  DOCKER_BUILDKIT=0 docker build -q "${common[@]}" "${runtime_args[@]}" --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$RUNTIME" \
     -f "$HERE/Dockerfile.runtime" "$ctx/runtime" >&2
 fi
 echo "build-image.sh: building $TAG from $(basename "$ZIP") on $RUNTIME" >&2
