@@ -28,12 +28,12 @@ def main() -> None:
     ap.add_argument("--order", default="pool,cluster", help="which side runs first")
     args = ap.parse_args()
 
-    from mlgrade import assignments
+    from mlgrade.course import open_course
     from mlgrade.batch import grade_class
     from mlgrade.cluster import connect, local_cluster
 
     print(machine())
-    a = assignments.get("ml-hw6", ROOT)
+    a = open_course(ROOT).get("ml-hw6")
     with tempfile.TemporaryDirectory() as tmp:
         subs = Path(tmp) / "class"
         print(f"class: {args.n} submissions {make_class(subs, args.n)}")

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlgrade.assignments import Assignment
+from mlgrade.course import Assignment
 from mlgrade.intake import ExportError, Submission, discover
 from mlgrade.pool import Failure, Pool, cut_log, ensure_slot_users, run_pool
 from mlgrade.results import engine_failure, is_engine_failure, write_results
@@ -78,7 +78,7 @@ def tree_hash(paths: list[Path], digest=None):
 
 def _engine_hash(assignment: Assignment) -> str:
     d = hashlib.sha256(importlib.metadata.version("mlgrade").encode() + b"\0")
-    tree_hash([assignment.graders_dir, assignment.reference_dir, assignment.package_dir], d)
+    tree_hash([assignment.course.root / name for name, _ in assignment.shipped_files(hidden=True)], d)
     return d.hexdigest()
 
 

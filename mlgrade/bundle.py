@@ -1,7 +1,7 @@
-"""The assignment bundle a Dask client sends its workers (:mod:`mlgrade.cluster`): the graders and
-reference of one assignment as a zip, the same bytes for the same files, with a manifest of the
-mlgrade version and contract it was made with; and its unpacking on a worker, into a private
-folder, regular files under graders/ and reference/ only, within entry and size limits.
+"""The assignment bundle a Dask client sends its workers (:mod:`mlgrade.cluster`): a course of one
+assignment (its graders and reference included) as a zip, the same bytes for the same files, with
+a manifest of the mlgrade version it was made with; and its unpacking on a worker, into a private
+folder, regular files only, nothing outside it, within entry and size limits.
 """
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from mlgrade.assignments import Assignment
-from mlgrade.batch import tree_hash
+from mlgrade.course import Assignment
 
-__all__ = ["BUNDLE_MANIFEST", "BundleError", "extract_bundle", "make_bundle", "package_digest", "private_dir"]
+__all__ = ["BUNDLE_MANIFEST", "BundleError", "extract_bundle", "make_bundle", "private_dir"]
 
 MAX_BUNDLE_BYTES = 256 << 20
 MAX_BUNDLE_ENTRIES = 10_000
@@ -31,27 +30,18 @@ class BundleError(RuntimeError):
     """A bundle that cannot be made (too large)."""
 
 
-def package_digest(assignment: Assignment) -> str:
-    return tree_hash([assignment.package_dir]).hexdigest()
-
-
 def make_bundle(assignment: Assignment) -> bytes:
-    """The graders and reference of ``assignment`` as a zip (the same bytes for the same files),
-    with the mlgrade version and contract it was made with."""
-    manifest = {"assignment": assignment.id, "mlgrade": importlib.metadata.version("mlgrade"),
-                "package": package_digest(assignment)}
+    """The assignment as a course of one assignment (its graders and reference included), as a zip
+    (the same bytes for the same files), with the mlgrade version it was made with."""
+    manifest = {"assignment": assignment.id, "mlgrade": importlib.metadata.version("mlgrade")}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(zipfile.ZipInfo(BUNDLE_MANIFEST, (1980, 1, 1, 0, 0, 0)), json.dumps(manifest, sort_keys=True))
-        for folder in (assignment.graders_dir, assignment.reference_dir):
-            if folder is None or not folder.is_dir():
-                continue
-            for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-                name = path.relative_to(assignment.root).as_posix()
-                zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), path.read_bytes())
+        for name, path in assignment.shipped_files(hidden=True):
+            zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), path.read_bytes())
     data = buffer.getvalue()
     if len(data) > MAX_BUNDLE_BYTES:
-        raise BundleError(f"the graders and reference of {assignment.id} exceed {MAX_BUNDLE_BYTES >> 20} MB")
+        raise BundleError(f"the course files of {assignment.id} exceed {MAX_BUNDLE_BYTES >> 20} MB")
     return data
 
 
@@ -68,8 +58,8 @@ def private_dir(path: Path) -> Path:
 
 
 def extract_bundle(bundle: bytes, target: Path) -> None:
-    """Unpack into ``target`` (made here, atomically): regular files under graders/ and
-    reference/ only, nothing outside, within the entry and size limits."""
+    """Unpack into ``target`` (made here, atomically): regular files only, nothing outside it,
+    within the entry and size limits."""
     scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
     try:
         with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
@@ -81,8 +71,8 @@ def extract_bundle(bundle: bytes, target: Path) -> None:
                 parts = Path(info.filename).parts
                 if info.filename == BUNDLE_MANIFEST:
                     continue
-                if info.filename.startswith("/") or ".." in parts or not parts or parts[0] not in ("graders", "reference"):
-                    raise RuntimeError(MSG_BAD_BUNDLE.format(name=info.filename[:200], why="outside graders/ and reference/"))
+                if info.filename.startswith("/") or ".." in parts or not parts:
+                    raise RuntimeError(MSG_BAD_BUNDLE.format(name=info.filename[:200], why="outside the bundle's folder"))
                 if stat.S_IFMT(info.external_attr >> 16) not in (0, stat.S_IFREG) or info.is_dir():
                     raise RuntimeError(MSG_BAD_BUNDLE.format(name=info.filename[:200], why="not a regular file"))
                 data = zf.read(info)

@@ -3,10 +3,10 @@
 The client (:class:`Cluster`, in ``mlgrade grade``) stages and records exactly as the local pool
 does (:func:`mlgrade.batch.grade_class`); only the grading of each submission moves. It sends:
 
-- the assignment bundle once per run (the graders and reference as a zip, in a worker plugin
+- the assignment bundle once per run (a course of one assignment, graders and reference included, as a zip, in a worker plugin
   that the scheduler gives every worker, present and future): a worker extracts it into a
   private folder named after its hash, never from anything a student sent, and refuses it
-  unless its own mlgrade and contract match the client's;
+  unless its own mlgrade matches the client's;
 - each submission as one task: the contract's files as bytes (each within the loader's limit),
   with retries off (a retry re-runs hostile code).
 
@@ -43,9 +43,8 @@ import distributed
 import distributed.comm
 from distributed import Client, WorkerPlugin, as_completed, get_worker
 
-from mlgrade import assignments
-from mlgrade.assignments import Assignment
-from mlgrade.bundle import BUNDLE_MANIFEST, BundleError, extract_bundle, make_bundle, package_digest, private_dir
+from mlgrade.course import Assignment, open_course
+from mlgrade.bundle import BUNDLE_MANIFEST, BundleError, extract_bundle, make_bundle, private_dir
 from mlgrade.intake import Submission
 from mlgrade.pool import MSG_RAISED, MSG_TIMEOUT, Failure, grade_one, report
 from mlgrade.staging import stage
@@ -207,7 +206,7 @@ def connect(address: str, assignment: Assignment, connect_timeout: float = CONNE
         _check_memory(client, assignment)
         try:
             client.register_plugin(plugin, name=plugin.name)
-        except Exception as exc:  # a worker's setup refused it: its mlgrade or contract differs
+        except Exception as exc:  # a worker's setup refused it: its mlgrade differs
             raise ClusterError(MSG_PLUGIN_REFUSED.format(error=f"{type(exc).__name__}: {str(exc)[:300]}")) from None
     except ClusterError:
         client.close()
@@ -249,8 +248,8 @@ def local_cluster(n_workers: int = 2, **kwargs) -> distributed.LocalCluster:
 
 
 class AssignmentPlugin(WorkerPlugin):
-    """Gives every worker, present and future, the graders and reference of one assignment:
-    unpacked at set-up (a worker whose mlgrade or contract differs refuses it there)."""
+    """Gives every worker, present and future, one assignment's course files (graders and reference
+    included): unpacked at set-up (a worker whose mlgrade differs refuses it there)."""
 
     def __init__(self, bundle: bytes, assignment_id: str):
         self.bundle, self.assignment_id = bundle, assignment_id
@@ -272,13 +271,11 @@ def _assignment(bundle: bytes, assignment_id: str) -> Assignment:
         target = base / digest[:32]
         if not target.is_dir():
             extract_bundle(bundle, target)
-        assignment = assignments.get(assignment_id, target)
+        assignment = open_course(target).get(assignment_id)
         if manifest.get("assignment") != assignment_id:
             raise RuntimeError(f"the bundle is for {manifest.get('assignment')!r}, not {assignment_id!r}")
         if manifest.get("mlgrade") != importlib.metadata.version("mlgrade"):
             raise RuntimeError(MSG_ENGINE_MISMATCH.format(what=f"mlgrade {importlib.metadata.version('mlgrade')}"))
-        if manifest.get("package") != package_digest(assignment):
-            raise RuntimeError(MSG_ENGINE_MISMATCH.format(what=f"contract of {assignment_id}"))
         _ASSIGNMENTS[digest] = assignment
     return _ASSIGNMENTS[digest]
 

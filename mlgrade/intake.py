@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlgrade.assignments import Assignment
+from mlgrade.course import Assignment
 from mlgrade.staging import (MSG_NOT_REGULAR, MSG_TOO_LARGE, Refused, contract_files, file_kind, is_dir, is_file,
                              lmode, read_bounded, source_limit, stage)
 

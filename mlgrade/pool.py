@@ -27,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgrade.assignments import Assignment
+from mlgrade.course import Assignment
 from mlgrade.intake import Submission
 
 __all__ = ["Failure", "MSG_RAISED", "MSG_TIMEOUT", "Pool", "cut_log", "ensure_slot_users", "grade_one", "report",
@@ -60,10 +60,10 @@ def _slot_user(slot: int) -> str:
     return "mlgrade" if slot == 0 else f"mlgrade-w{slot}"
 
 
-def _init(assignment_id: str, root: str | None, slots) -> None:
+def _init(assignment_id: str, root: str, slots) -> None:
     """Pool process initializer: one worker user per process, the assignment loaded once."""
     global _ASSIGNMENT
-    from mlgrade import assignments
+    from mlgrade.course import open_course
 
     slot = slots.get()
     if os.geteuid() == 0:
@@ -72,7 +72,7 @@ def _init(assignment_id: str, root: str | None, slots) -> None:
     import torch  # noqa: F401
 
     import mlgrade.runner  # noqa: F401
-    _ASSIGNMENT = assignments.get(assignment_id, Path(root) if root else None)
+    _ASSIGNMENT = open_course(root).get(assignment_id)
 
 
 def cut_log(text: str) -> str:
@@ -122,7 +122,7 @@ class Pool:
         slots = self.ctx.Queue()
         for slot in range(self.jobs):
             slots.put(slot)
-        root = str(self.assignment.root) if self.assignment.root else None
+        root = str(self.assignment.course.root)
         self.executor = ProcessPoolExecutor(self.jobs, mp_context=self.ctx, initializer=_init,
                                             initargs=(self.assignment.id, root, slots))
         return self.executor

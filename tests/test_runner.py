@@ -37,13 +37,13 @@ RECORDER = textwrap.dedent('''
 IN_THE_SUITE = textwrap.dedent(f'''
     import json, os
     from pathlib import Path
-    from mlgrade import assignments
+    from mlgrade.course import open_course
     from mlgrade.runner import grade
 
     REPO = Path({str(REPO)!r})
 
     def test_two_gradings():
-        hw6 = assignments.get("ml-hw6", REPO)
+        hw6 = open_course(REPO).get("ml-hw6")
         scores = []
         for n, submission in enumerate([REPO / "reference" / "ml-hw6", REPO / "student_template" / "ml-hw6"]):
             scores.append(grade(hw6, submission).results["score"])
@@ -74,7 +74,7 @@ def test_the_suite_grades_through_the_fork_server_mlgrade_run_uses(recorded, pyt
     # the installed command (the console script's code), on a clean environment
     run = subprocess.run([sys.executable, "-c", "import sys; from mlgrade.launch import main; sys.exit(main())",
                           "run", "ml-hw6", str(REPO / "reference" / "ml-hw6"), "--results", str(tmp_path / "r.json")],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, cwd=REPO)  # the course is found upward
     assert run.returncode == 0, run.stderr[-3000:]
     installed = _starts(recorded)
     assert [(s["forked"], s["hash_randomization"]) for s in installed] == [(True, 0)]
@@ -93,9 +93,9 @@ def test_the_suite_grades_through_the_fork_server_mlgrade_run_uses(recorded, pyt
 
 
 def test_a_kept_fork_server_that_died_is_replaced(fork_servers):
-    from mlgrade import assignments
+    from mlgrade.course import open_course
 
-    hw6 = assignments.get("ml-hw6", REPO)
+    hw6 = open_course(REPO).get("ml-hw6")
     first = fork_servers.get(hw6)
     assert fork_servers.get(hw6) is first
     first.proc.kill()
