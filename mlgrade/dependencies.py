@@ -20,6 +20,8 @@ __all__ = ["distribution_name", "engine_requirements", "imported_modules", "pinn
            "undeclared_imports"]
 
 EXTRA = re.compile(r"extra\s*==")
+# the installer's own tools, which the target's venv brings in its own versions (as `pip freeze` leaves them out)
+INSTALLER = {"pip", "setuptools", "wheel"}
 MSG_UNDECLARED = ("{file} imports `{module}` ({distribution}), which {assignment} does not declare: "
                   "add it to `requires` in assignment.toml")
 
@@ -54,7 +56,7 @@ def pinned_closure(requirements: list[str]) -> list[str]:
     while todo:
         req = todo.pop()
         name = distribution_name(req.name)
-        if name in seen or (req.marker and not req.marker.evaluate({"extra": ""})):
+        if name in seen or name in INSTALLER or (req.marker and not req.marker.evaluate({"extra": ""})):
             continue
         seen.add(name)
         for extra in req.extras:  # e.g. a requirement on dask[distributed]
