@@ -16,8 +16,9 @@ demo: setup
 		$(PYTHON) -m mlgrade.cli run ml-hw6 $$d --results $(OUT)/ml-hw6/$$name.json | tail -n 4; \
 	done
 
+# every layer, the 25 slowest tests listed at the end (CI's output)
 test: setup
-	$(PYTHON) -m pytest tests -q
+	$(PYTHON) -m pytest tests -q --durations=25
 
 validate: setup
 	@for a in $$(ls assignments); do $(PYTHON) -m mlgrade.cli validate $$a || exit 1; done

@@ -8,6 +8,9 @@ into ``/autograder/source``) holds::
                           /opt/mlgrade/venv, creates the worker user, locks the course's hidden folders
     run_autograder        grades /autograder/submission into /autograder/results/results.json
     requirements.txt      every distribution the zip installs, pinned (versions of the building machine)
+    engine-requirements.txt  those the engine itself needs (torch, numpy, pytest, ...): the same for
+                          every assignment, so docker/build-image.sh installs them once into an image
+                          all assignments' images share (``setup.sh --runtime``)
     mlgrade-*.whl         the engine the zip was built with
     mlgrade-course.toml   the course file
     assignments/<id>/     the contract, public checks and helpers
@@ -92,7 +95,12 @@ def pinned_requirements(assignment: Assignment | None = None) -> list[str]:
 
 
 SETUP_SH = r"""#!/usr/bin/env bash
-# mlgrade autograder setup for {id} (run once as root by Gradescope, or by docker/Dockerfile).
+# mlgrade autograder setup (run once as root by Gradescope, or by docker/Dockerfile).
+#   setup.sh                 everything below
+#   setup.sh --runtime REQS  steps 1 and 2 for the requirements file REQS only, no engine wheel
+#                            (docker/Dockerfile.runtime: the image every assignment's image starts from)
+#   setup.sh --lock-only     step 4 only
+# The same file for every assignment: run_autograder says which one is graded.
 set -euo pipefail
 SRC="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
 VENV={venv}
@@ -108,10 +116,13 @@ lock_down() {{
     find "$SRC/$d" -type d -exec chmod 700 {{}} +
     find "$SRC/$d" -type f -exec chmod 600 {{}} +
   done
-  chmod 600 "$SRC"/requirements.txt "$SRC"/mlgrade-*.whl
+  chmod 600 "$SRC"/requirements.txt "$SRC"/engine-requirements.txt "$SRC"/mlgrade-*.whl
   chmod 700 "$SRC/setup.sh" "$SRC/run_autograder"
 }}
 if [ "${{1:-}}" = "--lock-only" ]; then lock_down; exit 0; fi
+REQS="$SRC/requirements.txt"
+WHEEL=()
+if [ "${{1:-}}" = "--runtime" ]; then REQS="$2"; fi
 
 # 1. Python >= 3.11 with venv (Debian bookworm: python3; Ubuntu 22.04: python3.11 from deadsnakes)
 PY=""
@@ -140,20 +151,25 @@ fi
 log "using $("$PY" --version)"
 
 # 2. the engine and its pinned dependencies in a venv; CPU-only torch
-"$PY" -m venv "$VENV"
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"  # a venv made by --runtime is kept, and what it holds
 PIP=("$VENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check -q)
-WHEEL=$(ls "$SRC"/mlgrade-*.whl | head -1)
+[ "${{1:-}}" = "--runtime" ] || WHEEL=("$(ls "$SRC"/mlgrade-*.whl | head -1)")
 if [ -d "$SRC/wheelhouse" ] && ls "$SRC"/wheelhouse/*.whl >/dev/null 2>&1; then
   log "installing from the bundled wheelhouse"
-  "${{PIP[@]}}" --no-index --find-links "$SRC/wheelhouse" -r "$SRC/requirements.txt" "$WHEEL"
+  "${{PIP[@]}}" --no-index --find-links "$SRC/wheelhouse" -r "$REQS" "${{WHEEL[@]}}"
   rm -rf "$SRC/wheelhouse"
 elif [ -n "${{MLGRADE_FIND_LINKS:-}}" ]; then
   log "installing from $MLGRADE_FIND_LINKS"
-  "${{PIP[@]}}" --no-index --find-links "$MLGRADE_FIND_LINKS" -r "$SRC/requirements.txt" "$WHEEL"
+  "${{PIP[@]}}" --no-index --find-links "$MLGRADE_FIND_LINKS" -r "$REQS" "${{WHEEL[@]}}"
 else
   log "installing CPU-only torch from {torch_index}, then the rest from PyPI"
-  "${{PIP[@]}}" "$(grep '^torch==' "$SRC/requirements.txt")" --index-url {torch_index}
-  "${{PIP[@]}}" -r "$SRC/requirements.txt" "$WHEEL"
+  "${{PIP[@]}}" "$(grep '^torch==' "$REQS")" --index-url {torch_index}
+  "${{PIP[@]}}" -r "$REQS" "${{WHEEL[@]}}"
+fi
+if [ "${{1:-}}" = "--runtime" ]; then
+  "$VENV/bin/python" -c "import torch, numpy; assert not torch.cuda.is_available()"
+  log "runtime done"
+  exit 0
 fi
 "$VENV/bin/python" -c "import torch, numpy, mlgrade; assert not torch.cuda.is_available()"
 
@@ -217,8 +233,12 @@ def _add_tree(zf: zipfile.ZipFile, folder: Path, prefix: str) -> list[str]:
     return names
 
 
-def build_autograder(assignment: Assignment, out_dir: Path, wheelhouse: Path | None = None) -> Path:
-    """Write ``<id>-autograder.zip`` into ``out_dir`` and return its path."""
+def build_autograder(assignment: Assignment, out_dir: Path, wheelhouse: Path | None = None,
+                     wheel: Path | None = None) -> Path:
+    """Write ``<id>-autograder.zip`` into ``out_dir`` and return its path.
+
+    ``wheel``: the engine's wheel, already made by :func:`build_wheel` (one for several zips);
+    without it, one is made."""
     if not assignment.has_graders():
         raise FileNotFoundError(f"no graders for {assignment.id} under {assignment.graders_dir}")
     if not assignment.reference_dir.is_dir():
@@ -229,12 +249,13 @@ def build_autograder(assignment: Assignment, out_dir: Path, wheelhouse: Path | N
     fmt = {"id": assignment.id, "venv": VENV, "torch_index": TORCH_INDEX,
            "hidden": " ".join(h for h in assignment.course.hidden if h != ".git")}
     with tempfile.TemporaryDirectory(prefix="mlgrade-build-") as tmp:
-        wheel = build_wheel(Path(tmp))
+        wheel = wheel or build_wheel(Path(tmp))
         partial = target.with_suffix(".zip.part")
         with zipfile.ZipFile(partial, "w") as zf:
             _write(zf, "setup.sh", SETUP_SH.format(**fmt).encode(), 0o755)
             _write(zf, "run_autograder", RUN_AUTOGRADER.format(**fmt).encode(), 0o755)
             _write(zf, "requirements.txt", ("\n".join(pinned_requirements(assignment)) + "\n").encode())
+            _write(zf, "engine-requirements.txt", ("\n".join(pinned_requirements()) + "\n").encode())
             _write(zf, wheel.name, wheel.read_bytes())
             for name, path in assignment.shipped_files(hidden=True):
                 _write(zf, name, path.read_bytes())
@@ -285,8 +306,9 @@ every public check passes. Only the files named above are graded; anything else 
 """
 
 
-def build_student(assignment: Assignment, out_dir: Path) -> Path:
-    """Write ``<id>-student.zip`` into ``out_dir`` and return its path."""
+def build_student(assignment: Assignment, out_dir: Path, wheel: Path | None = None) -> Path:
+    """Write ``<id>-student.zip`` into ``out_dir`` and return its path (``wheel``: as for
+    :func:`build_autograder`)."""
     if not assignment.template_dir.is_dir():
         raise FileNotFoundError(f"no student template for {assignment.id} under {assignment.template_dir}")
     out_dir = Path(out_dir)
@@ -294,7 +316,7 @@ def build_student(assignment: Assignment, out_dir: Path) -> Path:
     target = out_dir / f"{assignment.id}-student.zip"
     top = assignment.id
     with tempfile.TemporaryDirectory(prefix="mlgrade-build-") as tmp:
-        wheel = build_wheel(Path(tmp))
+        wheel = wheel or build_wheel(Path(tmp))
         listing = []
         with zipfile.ZipFile(target.with_suffix(".zip.part"), "w") as zf:
             for name in _add_tree(zf, assignment.template_dir, f"{top}/{top}"):

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from mlgrade.course import COURSE_ENV, COURSE_FILE, CourseError, UnknownAssignment, open_course
 from mlgrade.results import earned, passed
+from mlgrade.staging import stage
 from mlgrade.terminal import printable
 
 console = Console(highlight=False)
@@ -93,18 +94,23 @@ def cmd_run(args) -> int:
 
 
 def _stage(assignment, files: list[str]) -> Path:
-    """Copy only the contract's files into a fresh folder (nothing else is graded)."""
+    """Stage only the contract's files into a fresh folder (nothing else is graded)."""
     staged = Path(tempfile.mkdtemp(prefix="mlgrade-check-"))
     accepted = {name for f in assignment.files for name in f.accept}
     candidates = [Path(f) for f in files] if files else [Path(name) for name in sorted(accepted)]
+    found = {}
     for path in candidates:
         if path.name not in accepted:
             raise SystemExit(f"mlgrade check: {path.name} is not a file of {assignment.id} "
                              f"(expected one of {', '.join(sorted(accepted))})")
-        if path.is_file():
-            shutil.copy2(path, staged / path.name)  # with its modification time: the newer file is graded
+        if os.path.lexists(path):
+            found[path.name] = path  # staged with its modification time: the newer file is graded
         elif files:
             raise SystemExit(f"mlgrade check: {path} not found")
+    problems = stage(assignment, found, staged)
+    if problems:  # a link, a device, a file too large: the autograder would not read it either
+        shutil.rmtree(staged, ignore_errors=True)
+        raise SystemExit("mlgrade check: " + "; ".join(problems))
     return staged
 
 

@@ -11,7 +11,7 @@ does (:func:`mlgrade.batch.grade_class`); only the grading of each submission mo
   with retries off (a retry re-runs hostile code).
 
 A Dask worker (``dask worker ADDRESS --nthreads 1 --preload mlgrade.cluster``) grades with the
-same code as a pool process (:func:`mlgrade.batch.grade_one`: the runner, the sandbox, a fork
+same code as a pool process (:func:`mlgrade.pool.grade_one`: the runner, the sandbox, a fork
 server kept for the life of the process) and returns plain JSON, bounded, which the client
 decodes with limits before anything is recorded. As root each worker process runs student code
 as a user of its own (``mlgrade-d<k>``, k claimed with a lock file), since the sandbox sweeps
@@ -30,8 +30,6 @@ import importlib.metadata
 import io
 import json
 import os
-import shutil
-import stat
 import tempfile
 import threading
 import time
@@ -46,8 +44,10 @@ import distributed.comm
 from distributed import Client, WorkerPlugin, as_completed, get_worker
 
 from mlgrade.course import Assignment, open_course
-from mlgrade.batch import MSG_RAISED, MSG_TIMEOUT, Failure, Submission, grade_one, report
-from mlgrade.loading import MAX_SOURCE_BYTES
+from mlgrade.bundle import BUNDLE_MANIFEST, BundleError, extract_bundle, make_bundle, private_dir
+from mlgrade.intake import Submission
+from mlgrade.pool import MSG_RAISED, MSG_TIMEOUT, Failure, grade_one, report
+from mlgrade.staging import stage
 
 __all__ = ["Cluster", "ClusterError", "connect", "dask_setup"]
 
@@ -55,8 +55,6 @@ CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler before giving up
 WORKER_WAIT = 60.0  # seconds for the first worker to join
 ALLOWED_FAILURES = 1  # worker deaths a task survives: regraded once, then reported failed
 GRADING_PROCESS_MB = 1024  # what a grading process holds beside its sandbox (measured: ~256 MB)
-MAX_BUNDLE_BYTES = 256 << 20
-MAX_BUNDLE_ENTRIES = 10_000
 MAX_REPLY_BYTES = 16 << 20  # results.json (< 1 MB) and a log cut to 2M characters, as JSON
 START_TOPIC = "mlgrade-grading-started"
 # what a scheduler for grading should be started with (local_cluster does; README for others):
@@ -64,7 +62,6 @@ START_TOPIC = "mlgrade-grading-started"
 # than on busy workers (a worker's death counts against every task assigned to it, begun or not)
 SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
                     "distributed.scheduler.worker-saturation": 1.0}
-BUNDLE_MANIFEST = "mlgrade-bundle.json"
 SLOT_USER = "mlgrade-d{slot}"
 MAX_SLOTS = 256
 
@@ -83,8 +80,6 @@ MSG_BAD_REPLY = "the Dask worker's reply could not be read ({error}): not graded
 MSG_ENGINE_MISMATCH = "this worker's {what} differs from the client's: install the same mlgrade on every worker"
 MSG_PLUGIN_REFUSED = "a Dask worker refused the assignment ({error})"
 MSG_NO_PLUGIN = "this worker has no assignment bundle {name} (it was unregistered: the client has gone)"
-MSG_BAD_FILE = "submission file {name!r} refused: {why}"
-MSG_BAD_BUNDLE = "the assignment bundle's entry {name!r} refused: {why}"
 
 
 class ClusterError(RuntimeError):
@@ -190,7 +185,10 @@ def connect(address: str, assignment: Assignment, connect_timeout: float = CONNE
     """A client of the scheduler at ``address``, ready to grade ``assignment``. ClusterError
     (before anything is graded or written) if no scheduler answers within ``connect_timeout``
     seconds, no worker joins within ``worker_wait``, or a worker's memory limit is too small."""
-    plugin = AssignmentPlugin(make_bundle(assignment), assignment.id)
+    try:
+        plugin = AssignmentPlugin(make_bundle(assignment), assignment.id)
+    except BundleError as exc:
+        raise ClusterError(str(exc)) from None
     try:
         # the Client's own timeout does not bound a peer that accepts and stays silent
         asyncio.run(asyncio.wait_for(_handshake(address, connect_timeout), connect_timeout))
@@ -249,69 +247,6 @@ def local_cluster(n_workers: int = 2, **kwargs) -> distributed.LocalCluster:
                                         dashboard_address=":0", **kwargs)
 
 
-# --- the assignment bundle: a course of one assignment, from the client --------------------------------
-
-def make_bundle(assignment: Assignment) -> bytes:
-    """The assignment as a course of one assignment (its graders and reference included), as a zip
-    (the same bytes for the same files), with the mlgrade version it was made with."""
-    manifest = {"assignment": assignment.id, "mlgrade": importlib.metadata.version("mlgrade")}
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(zipfile.ZipInfo(BUNDLE_MANIFEST, (1980, 1, 1, 0, 0, 0)), json.dumps(manifest, sort_keys=True))
-        for name, path in assignment.shipped_files(hidden=True):
-            zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), path.read_bytes())
-    data = buffer.getvalue()
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise ClusterError(f"the course files of {assignment.id} exceed {MAX_BUNDLE_BYTES >> 20} MB")
-    return data
-
-
-def _private_dir(path: Path) -> Path:
-    """``path`` as a folder of ours alone (made 0700; refused if it is a link or someone else's)."""
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        raise RuntimeError(f"{path} is not a private folder of this user: refused")
-    return path
-
-
-def _extract_bundle(bundle: bytes, target: Path) -> None:
-    """Unpack into ``target`` (made here, atomically): regular files only, nothing outside it,
-    within the entry and size limits."""
-    scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
-    try:
-        with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
-            infos = zf.infolist()
-            if len(infos) > MAX_BUNDLE_ENTRIES:
-                raise RuntimeError(f"the assignment bundle has more than {MAX_BUNDLE_ENTRIES} entries")
-            used = 0
-            for info in infos:
-                parts = Path(info.filename).parts
-                if info.filename == BUNDLE_MANIFEST:
-                    continue
-                if info.filename.startswith("/") or ".." in parts or not parts:
-                    raise RuntimeError(MSG_BAD_BUNDLE.format(name=info.filename[:200], why="outside the bundle's folder"))
-                if stat.S_IFMT(info.external_attr >> 16) not in (0, stat.S_IFREG) or info.is_dir():
-                    raise RuntimeError(MSG_BAD_BUNDLE.format(name=info.filename[:200], why="not a regular file"))
-                data = zf.read(info)
-                used += len(data)
-                if used > MAX_BUNDLE_BYTES:
-                    raise RuntimeError(f"the assignment bundle expands to more than {MAX_BUNDLE_BYTES >> 20} MB")
-                dest = scratch.joinpath(*parts)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(data)
-        try:
-            os.rename(scratch, target)
-        except OSError:  # another worker of this host unpacked the same bundle first
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 class AssignmentPlugin(WorkerPlugin):
     """Gives every worker, present and future, one assignment's course files (graders and reference
     included): unpacked at set-up (a worker whose mlgrade differs refuses it there)."""
@@ -332,10 +267,10 @@ def _assignment(bundle: bytes, assignment_id: str) -> Assignment:
     if digest not in _ASSIGNMENTS:
         with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
             manifest = json.loads(zf.read(BUNDLE_MANIFEST))
-        base = _private_dir(Path(tempfile.gettempdir()) / f"mlgrade-cluster-{os.geteuid()}")
+        base = private_dir(Path(tempfile.gettempdir()) / f"mlgrade-cluster-{os.geteuid()}")
         target = base / digest[:32]
         if not target.is_dir():
-            _extract_bundle(bundle, target)
+            extract_bundle(bundle, target)
         assignment = open_course(target).get(assignment_id)
         if manifest.get("assignment") != assignment_id:
             raise RuntimeError(f"the bundle is for {manifest.get('assignment')!r}, not {assignment_id!r}")
@@ -359,7 +294,7 @@ def _claim_worker_user() -> None:
         return
     from mlgrade.provision import ensure_user
 
-    folder = _private_dir(Path(tempfile.gettempdir()) / "mlgrade-dask-slots")
+    folder = private_dir(Path(tempfile.gettempdir()) / "mlgrade-dask-slots")
     for slot in range(MAX_SLOTS):
         fd = os.open(folder / f"{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
@@ -390,14 +325,13 @@ def dask_setup(worker) -> None:
 
 
 def _stage(folder: Path, files: dict, assignment: Assignment) -> None:
-    accepted = {name for spec in assignment.files for name in spec.accept}
-    for name, data in files.items():
-        if not isinstance(name, str) or name not in accepted:
-            raise ValueError(MSG_BAD_FILE.format(name=str(name)[:100], why="not a file of the contract"))
-        limit = MAX_SOURCE_BYTES.get(Path(name).suffix, MAX_SOURCE_BYTES[".py"])
-        if not isinstance(data, bytes) or len(data) > limit:
-            raise ValueError(MSG_BAD_FILE.format(name=name, why=f"not bytes of at most {limit >> 20} MB"))
-        (folder / name).write_bytes(data)
+    """The files a client sent, staged as every command stages (:func:`mlgrade.staging.stage`); any
+    problem refuses the task (the client staged them within the same limits: a peer broke the protocol)."""
+    if not isinstance(files, dict):
+        raise ValueError("the submission's files are not a mapping of file names to bytes")
+    problems = stage(assignment, files, folder)
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def grade_task(plugin_name: str, assignment_id: str, files: dict) -> str:

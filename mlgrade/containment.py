@@ -1,6 +1,6 @@
 """What holds a worker and everything it starts, on the grading side, and how all of it is killed.
 
-The worker confines itself (:func:`mlgrade.worker.confine`: namespaces, the view, rlimits,
+The worker confines itself (:func:`mlgrade.confinement.confine`: namespaces, the view, rlimits,
 the unprivileged user); this module prepares what only the grading process can: the worker's
 environment and file-system view, the worker user, a memory + pids cgroup, and
 :class:`Containment`, the one way to kill a worker with everything it started (its process

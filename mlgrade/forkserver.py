@@ -1,8 +1,8 @@
 """The fork server: workers started in milliseconds instead of a torch import.
 
-A :class:`Zygote` runs :func:`mlgrade.worker.zygote`: it holds numpy and torch and never runs
+A :class:`Zygote` runs :func:`mlgrade.forkserver_loop.zygote`: it holds numpy and torch and never runs
 student code; each worker is a fork of it that confines itself exactly as a freshly started
-worker would (:func:`mlgrade.worker.confine`). The fork server reaps its children and reports
+worker would (:func:`mlgrade.confinement.confine`). The fork server reaps its children and reports
 each one's wait status on a pipe of its own, which is how the grading process learns how a
 worker ended (:class:`ForkedWorker`).
 
@@ -189,9 +189,9 @@ def _fork_server(cfg: dict, ours) -> ForkServerProcess:
     try:
         ours.close()
         _leave_grading_process(cfg)
-        from mlgrade import worker
+        from mlgrade import forkserver_loop
 
-        worker.zygote(cfg)
+        forkserver_loop.zygote(cfg)
     except BaseException:
         pass
     os._exit(1)  # never back into the grading process's code

@@ -58,12 +58,16 @@ class GradingSession:
     output: list[str] = field(default_factory=list)
     memo: dict = field(default_factory=dict)  # results computed once per submission (per_submission)
     budget: TimeBudget | None = None
-    engine_failure: EngineFailure | None = None  # set once: nothing is graded after it
 
     def __post_init__(self):
         if self.budget is None:
             limits = self.sandbox.limits if self.sandbox is not None else self.assignment.limits
             self.budget = TimeBudget(limits.lost_seconds, limits.budget_seconds, limits.call_timeout)
+
+    @property
+    def engine_failure(self) -> EngineFailure | None:
+        """The engine's failure, latched once by the sandbox: nothing is graded after it."""
+        return self.sandbox.failure if self.sandbox is not None else None
 
     def module(self, name: str) -> ModuleSource:
         if name not in self.modules:
@@ -171,15 +175,13 @@ def _run(module_name: str, probe: str, display: str, timeout: float | None, **kw
     refusal = session.budget.refusal(name)
     if refusal:
         raise SubmissionError(refusal)
+    start = time.monotonic()  # what a WorkerDied is charged from, whichever step raised it
     try:
         sandbox.ensure_started()
         if module and module_name in sandbox.load_errors:
             raise SubmissionError(error_message(module, call, sandbox.load_errors[module_name]))
         start = time.monotonic()
         reply = sandbox.call(probe, timeout=timeout, **kwargs)
-    except EngineFailure as exc:
-        session.engine_failure = exc
-        raise
     except WorkerDied as exc:
         _keep_output(session, exc.output)
         timed_out = isinstance(exc, CallTimeout)

@@ -13,12 +13,20 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["main"]
+__all__ = ["fix_string_hashing", "main"]
+
+
+def fix_string_hashing() -> None:
+    """Start this interpreter again, with the same command line, if its string hashing is randomized.
+
+    Called before anything is imported or printed (the command; mlgrade's own test session, so
+    that its gradings take the fork server path users take)."""
+    if sys.flags.hash_randomization and os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "PYTHONHASHSEED": "0"})
 
 
 def main() -> None:
-    if sys.flags.hash_randomization and os.environ.get("PYTHONHASHSEED") != "0":
-        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "PYTHONHASHSEED": "0"})
+    fix_string_hashing()
     from mlgrade.cli import main as run_command
 
     code = run_command()

@@ -1,4 +1,4 @@
-"""Reading submissions: find the contract's files, turn .py and .ipynb into worker modules.
+"""Reading submissions: a contract's file (found by :func:`mlgrade.staging.choose_file`) into a worker module.
 
 Nothing here executes student code: files are read as text and parsed with ``ast``; the
 result is a list of (label, source) chunks that the worker compiles and runs. A notebook
@@ -22,17 +22,16 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["LoadError", "ModuleSource", "choose_file", "load_file", "find_file", "names_used"]
+from mlgrade.staging import MAX_SOURCE_BYTES, choose_file
 
-MAX_SOURCE_BYTES = {".py": 5 << 20, ".ipynb": 100 << 20}  # notebooks carry their plots
+__all__ = ["LoadError", "ModuleSource", "load_file", "names_used"]
+
 # what parsing may cost the grading process: ast takes ~500 bytes per token, json.loads ~100
 # bytes per value; past these a submission is refused with a message instead
 MAX_TOKENS = 100_000  # of code, in a .py file or all code cells of a notebook
 MAX_CELLS = 5000
 MAX_NOTEBOOK_VALUES = 1_000_000  # JSON containers and separators, outputs included
 MSG_NOT_SUBMITTED = "{file} was not submitted"
-MSG_CHOSEN = ("Graded {file}, not {others}: {why}. To have the other graded, delete this one "
-              "(or save the other last).")
 MSG_LINK = "{file} is a symbolic link; submit the file itself"
 MSG_NOT_A_FILE = "{file} is {what}, not a file; submit the file itself"
 MSG_TOO_LARGE = "{file} is larger than {mb} MB"
@@ -84,67 +83,6 @@ class ModuleSource:
     @property
     def source(self) -> str:
         return "\n".join(src for _, src in self.chunks)
-
-
-SKIPPED_FOLDERS = ("__MACOSX", ".ipynb_checkpoints", "__pycache__")  # metadata and copies, never the submission
-MAX_FOLDER_ENTRIES = 20_000  # files and folders searched in one student's upload
-
-
-def find_file(folder: Path, names) -> Path | None:
-    """The entry graded as the contract's file: of ``names`` (the file and its accepted
-    alternatives, in order of preference) the first present, at the shallowest depth, the
-    first in sorted order among equals; when several accepted names lie in that folder (hw6.py
-    and hw6.ipynb), the one saved last, which is the file the student worked in, and the first
-    of ``names`` when saved at the same time. The one way every command finds a contract's file.
-
-    Students upload folders and zips with extra nesting; macOS metadata, notebook checkpoints
-    and caches are skipped, and the walk stops after MAX_FOLDER_ENTRIES entries. Symbolic links
-    to folders are not followed; an entry of that name that is not a file (a folder, a link) is
-    found too, so that the reader can say what it is.
-    """
-    hits: dict[str, list[Path]] = {name: [] for name in names}
-    seen = 0
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_FOLDERS)
-        for entry in (*dirnames, *filenames):
-            if entry in hits:
-                hits[entry].append(Path(dirpath) / entry)
-        seen += len(dirnames) + len(filenames)
-        if seen > MAX_FOLDER_ENTRIES:
-            break
-    return _newest(folder, names, hits)
-
-
-def choose_file(folder: Path, names) -> tuple[Path | None, str]:
-    """:func:`find_file`, and why that file when another accepted name lies beside it ("" otherwise)."""
-    found = find_file(folder, names)
-    if found is None:
-        return None, ""
-    others = [found.parent / n for n in names if n != found.name and os.path.lexists(found.parent / n)]
-    if not others:
-        return found, ""
-    newer = all(_mtime(found) > _mtime(p) for p in others)
-    why = "it was saved last" if newer else "both were saved at the same time, and it comes first"
-    return found, MSG_CHOSEN.format(file=found.name, others=" and ".join(p.name for p in others), why=why)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return os.lstat(path).st_mtime
-    except OSError:
-        return float("-inf")
-
-
-def _newest(folder: Path, names, hits: dict[str, list[Path]]) -> Path | None:
-    """The first of ``names`` present, at its shallowest depth; but of accepted names lying in
-    that same folder, the one saved last (the student's choice: the file they worked in)."""
-    best = {name: min(paths, key=lambda path: (len(path.relative_to(folder).parts), path.parts))
-            for name, paths in hits.items() if paths}
-    if not best:
-        return None
-    first = next(best[n] for n in names if n in best)
-    beside = [best[n] for n in names if n in best and best[n].parent == first.parent]
-    return max(beside, key=lambda path: (_mtime(path), -beside.index(path)))
 
 
 def _not_regular(mode: int) -> str | None:

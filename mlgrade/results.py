@@ -52,6 +52,7 @@ class TestResult:
     fraction: float | None = None  # partial credit declared by the test
     output: str = ""
     nodeid: str = ""
+    internal_error: bool = False  # the grader itself raised (MSG_INTERNAL): the engine's failure, not the student's
 
 
 def score(results: list[TestResult]) -> tuple[float, float]:
@@ -280,10 +281,10 @@ class GradescopePlugin:
             message = str(exc) or "check failed"
         elif exc is not None and isinstance(exc, pytest.skip.Exception):
             message = str(exc.msg)
-        elif isinstance(exc, EngineFailure):
-            self.session.engine_failure = self.session.engine_failure or exc
+        elif isinstance(exc, EngineFailure):  # latched by the sandbox: runner gives no score
             return MSG_NOT_GRADED
         else:
+            result.internal_error = True
             message = MSG_INTERNAL.format(type=type(exc).__name__)
             self.internal_errors.append(f"{result.name}:\n{''.join(traceback.format_exception(exc))}")
         if result.hide_errors:

@@ -28,10 +28,12 @@ from mlgrade.results import GradescopePlugin, TestResult, engine_failure, is_eng
 from mlgrade.forkserver import Zygote, grading_started
 from mlgrade.sandbox import Sandbox
 
-__all__ = ["Outcome", "fork_server", "grade", "template_imports"]
+__all__ = ["ForkServers", "Outcome", "fork_server", "grade", "keep_fork_servers", "keeping_fork_servers",
+           "template_imports"]
 
 PYTEST_INI = Path(__file__).with_name("pytest-grading.ini")
 UNSAFE_ENV = "MLGRADE_UNSAFE_NO_ISOLATION"
+MAX_LOAD_OUTPUT = 2000  # characters of what a module printed at import, shown in results.json's output
 
 
 @dataclass
@@ -39,7 +41,6 @@ class Outcome:
     results: dict  # Gradescope's results.json content
     tests: list[TestResult]
     log: str  # pytest's own output and grader tracebacks, for instructors
-    sandbox_report: object = None
 
     @property
     def graded(self) -> bool:
@@ -67,6 +68,11 @@ def _summary(assignment: Assignment, modules, sandbox: Sandbox | None) -> str:
             err = sandbox.load_errors.get(m.name)
             if err:
                 lines.append(f"{m.name}: could not be loaded ({str(err.get('type'))[:200]}: {str(err.get('message', ''))[:300]}).")
+        for m in modules:
+            printed = sandbox.load_output.get(m.name, "")
+            if printed.strip():
+                cut = printed[:MAX_LOAD_OUTPUT] + ("\n... (output truncated)" if len(printed) > MAX_LOAD_OUTPUT else "")
+                lines.append(f"{m.file} printed while it was loaded:\n{cut}")
     return "\n".join(lines)
 
 
@@ -126,14 +132,66 @@ def fork_server(assignment: Assignment) -> Zygote:
     return Zygote(preload=template_imports(assignment))
 
 
+class ForkServers:
+    """The fork servers a process keeps across its gradings, one per set of preloaded libraries
+    (in practice one per assignment): a pool process or Dask worker grading a class, mlgrade's own
+    test session. Each is started by :func:`fork_server` on first use, forked from this process
+    while that is a clean point (:mod:`mlgrade.forkserver`), fresh after it; one that died is replaced."""
+
+    def __init__(self):
+        self._held: dict[tuple[str, ...], Zygote] = {}
+
+    def get(self, assignment: Assignment) -> Zygote:
+        key = tuple(template_imports(assignment))
+        held = self._held.get(key)
+        if held is None or held.proc.poll() is not None:
+            held = self._held[key] = fork_server(assignment)
+        return held
+
+    def close(self) -> None:
+        for held in self._held.values():
+            held.close()
+        self._held.clear()
+
+
+# the fork servers grade() uses when given none; None: each grading starts and ends its own (mlgrade run)
+_kept: ForkServers | None = None
+
+
+def keep_fork_servers(servers: ForkServers | None) -> ForkServers | None:
+    """From now on grade() takes its fork server from ``servers`` (None: its own); returns the previous setting."""
+    global _kept
+    previous, _kept = _kept, servers
+    return previous
+
+
+@contextlib.contextmanager
+def keeping_fork_servers():
+    """Within it, gradings share fork servers: the process's kept ones where it keeps some (a test
+    session), else ones kept until the block ends (``mlgrade validate``: torch imported once)."""
+    if _kept is not None:
+        yield _kept
+        return
+    servers = ForkServers()
+    keep_fork_servers(servers)
+    try:
+        yield servers
+    finally:
+        keep_fork_servers(None)
+        servers.close()
+
+
 def grade(assignment: Assignment, submission_dir: Path, results_path: str | None = None,
           public_only: bool = False, echo: bool = False, zygote: Zygote | None = None) -> Outcome:
     """Grade ``submission_dir``; write results.json to ``results_path`` when given.
 
-    ``zygote``: a fork server that starts workers without importing torch (batch grading);
-    without one, this grading starts its own, so that a worker restart is a fork, not an import.
+    ``zygote``: a fork server that starts workers without importing torch; without one, the
+    process's kept fork server for the assignment (:func:`keep_fork_servers`), or else one of this
+    grading's own, so that a worker restart is a fork, not an import.
     """
     start = time.monotonic()
+    if zygote is None and _kept is not None:
+        zygote = _kept.get(assignment)
     # started first: a fork of this process before the submission, graders or reference are in it
     own_zygote = fork_server(assignment) if zygote is None else None
     try:
@@ -201,7 +259,7 @@ def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, 
         results = to_gradescope(tests, seconds, _summary(assignment, modules, sandbox))
     if results_path:
         write_results(results_path, results)
-    return Outcome(results, tests, log, sandbox.report if sandbox else None)
+    return Outcome(results, tests, log)
 
 
 def _engine_failure(session: GradingSession, plugin: GradescopePlugin, exit_code, tests) -> str | None:

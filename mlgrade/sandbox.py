@@ -134,7 +134,7 @@ class Sandbox:
                                        spared={zygote.proc.pid} if zygote else set())
         self.worker: _Worker | None = None
         self.load_errors: dict[str, dict] = {}
-        self.load_output: dict[str, str] = {}
+        self.load_output: dict[str, str] = {}  # what each module printed at import (shown to the student)
         self._starter: threading.Thread | None = None
         self.report = SandboxReport(user=self.user.pw_name if self.user else pwd.getpwuid(os.getuid()).pw_name)
         self.deaths = 0
@@ -152,7 +152,7 @@ class Sandbox:
     # -- lifecycle -----------------------------------------------------------------------
 
     def _config(self, scratch: str, view_root: str, cgroup_procs: list[str]) -> dict:
-        """What a worker needs to confine itself (see mlgrade.worker.confine)."""
+        """What a worker needs to confine itself (see mlgrade.confinement.confine)."""
         limits = asdict(self.limits)
         limits["address_space_mb"] = self.limits.rlimit_as(bool(cgroup_procs))
         return {
@@ -201,23 +201,30 @@ class Sandbox:
         os.set_inheritable(rep_r, False)
         self.worker = _Worker(proc, Channel(rep_r, req_w))
 
-    def _handshake(self) -> None:
-        """Wait for the new worker's imports, then load the submission's modules one by one."""
+    def _fail(self, reason: str, output: str = "") -> EngineFailure:
+        """Latch the engine's failure: from now on no worker is started and every call raises it."""
+        self.failure = EngineFailure(reason, output)
+        return self.failure
+
+    def _handshake(self) -> str | None:
+        """Wait for the new worker's imports, then load the submission's modules one by one.
+
+        Returns None when the worker is ready, or the name of the module that killed it at import
+        (recorded in ``load_errors`` and left out of the next worker); EngineFailure when the
+        worker could not start or confine itself as required."""
         try:
             hello = self._request({"op": "hello"}, self.limits.load_timeout)
             missing = [str(m) for m in hello.value["missing"]]
         except (WorkerDied, TypeError, KeyError) as exc:
             # no student code exists in a worker before it answers hello
-            output = getattr(exc, "output", "")
-            self.failure = EngineFailure(f"the worker could not start: {getattr(exc, 'reason', exc)}", output)
-            raise self.failure from None
+            raise self._fail(f"the worker could not start: {getattr(exc, 'reason', exc)}",
+                             getattr(exc, "output", "")) from None
         self.report.missing = sorted(set(self.report.missing) | set(missing))
         self.containment.confirm(missing)
         unsafe = required_missing(missing, self.require_isolation)
         if unsafe:
             self.kill()
-            self.failure = EngineFailure("the sandbox could not be applied as required: " + ", ".join(unsafe))
-            raise self.failure
+            raise self._fail("the sandbox could not be applied as required: " + ", ".join(unsafe))
         for spec in self.modules:
             if spec["name"] in self.load_errors:
                 continue
@@ -226,7 +233,7 @@ class Sandbox:
             except WorkerDied as exc:
                 # a module that kills its worker at import is not loaded again
                 self.load_errors[spec["name"]] = {"kind": ErrorKind.LOAD.value, "type": "the worker died", "message": exc.reason}
-                return  # the next call starts a worker without it
+                return spec["name"]
             self.load_output[spec["name"]] = loaded.output
             if not loaded.ok:  # the load itself raised (student code can reach the worker's own loading)
                 self.load_errors[spec["name"]] = {**loaded.error, "kind": ErrorKind.LOAD.value}
@@ -235,6 +242,7 @@ class Sandbox:
             if reported:
                 self.load_errors[spec["name"]] = checked_error(reported) or {
                     "kind": ErrorKind.LOAD.value, "type": "the worker broke the protocol", "message": MSG_NO_LOAD_REPORT}
+        return None
 
     def alive(self) -> bool:
         return self.worker is not None and self.worker.proc.poll() is None
@@ -277,22 +285,27 @@ class Sandbox:
         """Start the worker now, and wait for its imports in the background (they overlap the
         grading process's own). A fresh worker is started from this thread, since its
         parent-death signal follows the thread that started it; a fork server's child has
-        the fork server as its parent, so there both steps run in the background."""
-        if self.zygote is None:
-            try:
-                self._start()
-            except (OSError, ForkServerGone):
-                return  # the first call starts it again and reports why
-        self._starter = threading.Thread(target=self._handshake_quietly, daemon=True)
+        the fork server as its parent, so there both steps run in the background. What goes
+        wrong is latched as the engine's failure (:meth:`_started`), which the first call raises."""
+        if self.zygote is None and not self._started(self._start):
+            return
+        self._starter = threading.Thread(target=self._start_in_background, daemon=True)
         self._starter.start()
 
-    def _handshake_quietly(self) -> None:
+    def _start_in_background(self) -> None:
+        if self.worker is not None or self._started(self._start):
+            self._started(self._handshake)  # a module that killed its worker: ensure_started starts the next
+
+    def _started(self, step) -> bool:
+        """Run a start-up step; False when it failed, with the engine's failure latched."""
         try:
-            if self.worker is None:
-                self._start()
-            self._handshake()
-        except (OSError, ForkServerGone, WorkerDied, EngineFailure):
-            pass  # the first call starts it again, or reports the failure
+            step()
+        except EngineFailure:
+            return False
+        except (OSError, ForkServerGone) as exc:
+            self._fail(f"the worker could not be started: {exc}")
+            return False
+        return True
 
     def ensure_started(self) -> None:
         if self._starter is not None:
@@ -306,12 +319,10 @@ class Sandbox:
             if self.alive():
                 return
             self.kill()
-            try:
-                self._start()
-            except (OSError, ForkServerGone) as exc:
-                self.failure = EngineFailure(f"the worker could not be started: {exc}")
-                raise self.failure from None
-            self._handshake()
+            if self._started(self._start):
+                self._handshake()
+        if self.failure is not None:
+            raise self.failure
 
     # -- requests ------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""A class's scores by exercise: the subtotals the report and scores.csv show, and scores.csv itself.
+"""A class's scores: each student's row (:func:`score_row`, from their results.json), the subtotals
+by exercise the report and scores.csv show, and scores.csv itself.
 
 A test belongs to the exercise whose contract names include the name its title begins with
 (``"kl_loss: ..."`` is in ``vae`` when ``[exercises] vae = ["reparameterize", "kl_loss"]``).
@@ -22,9 +23,37 @@ import csv
 import re
 from pathlib import Path
 
-__all__ = ["exercise_of", "exercises", "subtotals", "write_scores"]
+from mlgrade.results import failure_reason, is_engine_failure, passed
+
+__all__ = ["exercise_of", "exercises", "score_row", "subtotals", "write_scores"]
 
 OTHER = "other"  # tests whose title begins with no contract name of an exercise (a file's own tests)
+
+
+def _first_line(text: str) -> str:
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return ""
+
+
+def _failure_reason(results: dict) -> str:
+    """Why an engine_failure results.json gave no score (the reason it was written with)."""
+    return failure_reason(results) or _first_line(results.get("output", "") or "") or "no score was given"
+
+
+def score_row(sub, results: dict) -> dict:
+    """A student's line in scores.csv and the report, from their results.json (``sub``: a
+    :class:`mlgrade.intake.Submission`)."""
+    failed = is_engine_failure(results)
+    tests = [] if failed else [
+        {"name": t.get("name", ""), "number": t.get("number", ""), "score": t.get("score", 0.0),
+         "max_score": t.get("max_score", 0.0),
+         "passed": passed(t), "message": "" if passed(t) else _first_line(t.get("output", ""))}
+        for t in results.get("tests", [])]
+    return {"student": sub.student, "submitters": sub.submitters, "status": "failed" if failed else "graded",
+            "score": None if failed else results.get("score", 0.0), "tests": tests,
+            "reason": _failure_reason(results) if failed else "", "output": results.get("output", "")}
 
 
 def exercise_of(assignment, test_name: str) -> str:
@@ -82,7 +111,7 @@ def _number(value: float) -> str:
 
 
 def write_scores(assignment, rows: list[dict], path: Path) -> None:
-    """Write scores.csv (the format of this module's docstring) for ``rows`` as made by mlgrade.batch."""
+    """Write scores.csv (the format of this module's docstring) for ``rows`` made by :func:`score_row`."""
     graded = [r for r in rows if r.get("status") != "failed"]
     parts = exercises(assignment, graded)
     tests: dict[str, None] = {}  # the tests' names, in the order of the first results that hold them

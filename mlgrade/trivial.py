@@ -24,12 +24,12 @@ cell (magics replaced by ``pass`` as loading does) and the stubs added in a last
 from __future__ import annotations
 
 import ast
-import shutil
 from pathlib import Path
 
 import nbformat
 
-from mlgrade.loading import _strip_ipython, find_file
+from mlgrade.loading import _strip_ipython
+from mlgrade.staging import contract_files, stage
 
 __all__ = ["TRIVIAL_KINDS", "KINDS", "write_patched", "patch_source"]
 
@@ -196,14 +196,11 @@ def write_patched(assignment, kind: str, target: Path) -> None:
         raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
     names = {name for functions in assignment.exercises.values() for name in functions}
     reference = Path(assignment.reference_dir)
-    target.mkdir(parents=True, exist_ok=True)
-    for path in reference.iterdir():
-        if path.is_file():
-            shutil.copy(path, target / path.name)
-    for spec in assignment.files:
-        path = find_file(reference, (spec.name, *spec.accept))
-        if path is None or not path.is_file():
-            continue
+    files = contract_files(assignment, reference)
+    problems = stage(assignment, files, target, root=reference)
+    if problems:
+        raise ValueError(f"{reference}: " + "; ".join(problems))
+    for path in files.values():
         if path.suffix == ".ipynb":
             _patch_notebook(path, names, kind, target / path.name)
         else:

@@ -29,13 +29,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlgrade.dependencies import undeclared_imports
-from mlgrade.loading import find_file
-from mlgrade.results import MSG_INTERNAL, earned, passed
-from mlgrade.runner import grade
+from mlgrade.results import earned, passed
+from mlgrade.runner import grade, keeping_fork_servers
+from mlgrade.staging import contract_files, stage
 from mlgrade.trivial import TRIVIAL_KINDS, write_patched
-from mlgrade.forkserver import Zygote
 
-MSG_INTERNAL_START = MSG_INTERNAL.split("(")[0]  # "internal error in the grader "
 
 __all__ = ["Mutant", "MutantError", "load_mutant", "load_mutants", "apply_mutant", "validate", "check_mutant"]
 
@@ -127,7 +125,7 @@ def check_mutant(mutant: Mutant, tests) -> tuple[bool, str]:
             problems.append(f"no test named {prefix!r}")
         elif mutant.earns_nothing and any(earned(t) > 0 for t in named):
             problems.append(f"earned points on {', '.join(repr(t.name) for t in named if earned(t) > 0)[:300]}")
-        elif all(earned(t) == t.max_score for t in named):
+        elif all(passed(t) for t in named):
             problems.append(f"passed every {prefix!r} test")
     return not problems, "; ".join(problems)
 
@@ -155,12 +153,10 @@ def powerless_tests(mutants: list[Mutant], catches: dict[str, list[str]], test_n
     return flagged
 
 
-def _submission_files(assignment, folder: Path, target: Path) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    for spec in assignment.files:
-        path = find_file(folder, spec.accept)
-        if path is not None and path.is_file():
-            shutil.copy(path, target / path.name)
+def _staged(assignment, folder: Path, target: Path) -> None:
+    problems = stage(assignment, contract_files(assignment, folder), target, root=folder)
+    if problems:
+        raise ValueError(f"{folder}: " + "; ".join(problems))
 
 
 def validate(assignment, only: str | None = None, console=None) -> Report:
@@ -168,15 +164,15 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
     undeclared = undeclared_imports(assignment)
     report.verdicts.append(Verdict("dependencies", not undeclared, 0.0, 0.0, "; ".join(undeclared)))
     _progress(console, report.verdicts[-1])
-    work = Path(tempfile.mkdtemp(prefix="mlgrade-validate-"))
-    zygote = Zygote()  # one fork server for every grading below: torch is imported once, not per submission
-    try:
+    # one fork server for every grading below: torch is imported once, not per submission
+    with keeping_fork_servers(), tempfile.TemporaryDirectory(prefix="mlgrade-validate-", ignore_cleanup_errors=True) as tmp:
+        work = Path(tmp)
         if not only:
             for label, folder, want in (("reference", assignment.reference_dir, "full"),
                                         ("template", assignment.template_dir, "zero")):
                 staged = work / label
-                _submission_files(assignment, Path(folder), staged)
-                outcome = grade(assignment, staged, zygote=zygote)
+                _staged(assignment, Path(folder), staged)
+                outcome = grade(assignment, staged)
                 total, maximum = outcome.results["score"], sum(t.max_score for t in outcome.tests)
                 ok = total == maximum if want == "full" else total == 0
                 failed = [t.name for t in outcome.tests if (want == "full") != passed(t)]
@@ -188,12 +184,12 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
             for kind in TRIVIAL_KINDS:  # answers that did nothing must earn nothing
                 staged = work / f"trivial-{kind}"
                 write_patched(assignment, kind, staged)
-                outcome = grade(assignment, staged, zygote=zygote)
+                outcome = grade(assignment, staged)
                 earning = [t.name for t in outcome.tests if earned(t) > 0]
                 detail = f"{len(earning)} tests give points: " + "; ".join(earning[:8]) if earning else ""
                 if not outcome.graded:  # a grader that breaks on a wrong answer gives that student no score
                     detail = "; ".join(filter(None, [outcome.results["extra_data"]["reason"], detail]))
-                    detail += ": " + "; ".join(t.name for t in outcome.tests if MSG_INTERNAL_START in t.output)[:500]
+                    detail += ": " + "; ".join(t.name for t in outcome.tests if t.internal_error)[:500]
                 report.verdicts.append(Verdict(f"trivial {kind}", outcome.graded and not earning,
                                                outcome.results["score"], sum(t.max_score for t in outcome.tests), detail))
                 _progress(console, report.verdicts[-1])
@@ -202,7 +198,7 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
                 continue
             staged = work / f"alternative-{alternative.name}"
             apply_mutant(alternative, assignment.reference_dir, staged)
-            outcome = grade(assignment, staged, zygote=zygote)
+            outcome = grade(assignment, staged)
             maximum = sum(t.max_score for t in outcome.tests)
             lost = [t for t in outcome.tests if earned(t) < t.max_score]
             detail = f"{len(lost)} tests lose points: " + "; ".join(t.name for t in lost[:5]) if lost else ""
@@ -216,7 +212,7 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
         for mutant in mutants:
             staged = work / mutant.name
             apply_mutant(mutant, assignment.reference_dir, staged)
-            outcome = grade(assignment, staged, zygote=zygote)
+            outcome = grade(assignment, staged)
             ok, detail = check_mutant(mutant, outcome.tests)
             maximum = sum(t.max_score for t in outcome.tests)
             report.verdicts.append(Verdict(f"{'fake' if mutant.earns_nothing else 'mutant'} {mutant.name}", ok,
@@ -228,9 +224,6 @@ def validate(assignment, only: str | None = None, console=None) -> Report:
             _progress(console, report.verdicts[-1])
         if not only:
             report.powerless = powerless_tests(mutants, report.catches, test_names)
-    finally:
-        zygote.close()
-        shutil.rmtree(work, ignore_errors=True)
     if console is not None:
         table = Table(title=f"validate {assignment.id}", title_justify="left")
         for col in ("submission", "score", "verdict"):

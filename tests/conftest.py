@@ -1,5 +1,11 @@
 """Shared fixtures of mlgrade's own tests.
 
+The tests grade on the path users take. The session runs with string hashing fixed, as the
+installed command does (:func:`mlgrade.launch.fix_string_hashing`: pytest is started again), and
+every in-process grading takes its fork server from the session's :class:`mlgrade.runner.ForkServers`:
+the first one is a fork of this process at its clean point, as in ``mlgrade run``, and a grading
+after the first imports torch nowhere. The engine's wheel is built once per session.
+
 Sandboxed workers run as an unprivileged user when the tests run as root, and the engine
 kills every process of that user when a grading ends. Other gradings on the same machine
 (a colleague's ``mlgrade run``, another test session) would kill our workers and we theirs,
@@ -12,6 +18,7 @@ import dataclasses
 import os
 import pwd
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -50,6 +57,43 @@ def _test_user() -> str | None:
 
 if _test_user() and "MLGRADE_WORKER_USER" not in os.environ:
     os.environ["MLGRADE_WORKER_USER"] = TEST_USER
+
+
+def pytest_configure(config):
+    if sys.flags.hash_randomization and os.environ.get("PYTHONHASHSEED") != "0":
+        from mlgrade.launch import fix_string_hashing
+
+        capture = config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.stop_global_capturing()  # the new process writes to the terminal, not to our capture files
+        fix_string_hashing()
+
+
+# a test using one of these fixtures starts a Dask cluster
+CLUSTER_FIXTURES = {"dask_cluster", "fresh_cluster"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if CLUSTER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fork_servers():
+    """The session's fork servers, one per assignment, used by every grade() given none."""
+    from mlgrade.runner import keeping_fork_servers
+
+    with keeping_fork_servers() as servers:
+        yield servers
+
+
+@pytest.fixture(scope="session")
+def engine_wheel(tmp_path_factory) -> Path:
+    """The engine's wheel, built once per session for every zip the tests build."""
+    from mlgrade.build import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def pids_of_uid(uid: int, descendants_only: bool = True) -> list[int]:

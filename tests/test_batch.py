@@ -21,8 +21,10 @@ import pytest
 from rich.console import Console
 
 from mlgrade.course import open_course
-from mlgrade import batch
-from mlgrade.batch import ExportError, Failure, Submission, _Pool, _run, discover, grade_class
+from mlgrade import batch, intake, pool
+from mlgrade.batch import ExportError, grade_class
+from mlgrade.intake import Submission, discover
+from mlgrade.pool import Failure, Pool, run_pool
 from mlgrade.scores import write_scores
 from mlgrade.results import is_engine_failure
 from mlgrade.terminal import printable
@@ -217,7 +219,7 @@ def test_crashing_grading_process_is_isolated(tmp_path):
         assert sub.student not in seen, "each submission is reported once"
         seen[sub.student] = failure or result
 
-    _run(_Pool(A, 2), subs, 2, 60.0, tmp_path, on_done, fn=fake_grade)
+    run_pool(Pool(A, 2), subs, 2, 60.0, tmp_path, on_done, fn=fake_grade)
     assert sorted(seen) == ["s1", "s2_crash", "s3", "s4", "s5"]
     assert seen["s2_crash"] == Failure("the grading process crashed on this submission", seen["s2_crash"].seconds)
     assert all(seen[s]["results"]["score"] == 1.0 for s in ("s1", "s3", "s4", "s5"))
@@ -231,7 +233,7 @@ def test_a_grading_that_raises_is_reported_once_with_its_traceback(tmp_path):
         assert sub.student not in seen, "each submission is reported once"
         seen[sub.student] = failure or result
 
-    assert _run(_Pool(A, 2), subs, 2, 60.0, tmp_path, on_done, fn=fake_grade) == []
+    assert run_pool(Pool(A, 2), subs, 2, 60.0, tmp_path, on_done, fn=fake_grade) == []
     failure = seen["s2_raise"]
     assert failure.reason == "grading failed (RuntimeError: the grader broke)"
     assert "in fake_grade" in failure.log and failure.log.rstrip().endswith("RuntimeError: the grader broke")
@@ -247,7 +249,7 @@ def test_bookkeeping_that_raises_is_returned_not_reported_again(tmp_path):
         if sub.student == "s2":
             raise OSError(28, "No space left on device")
 
-    errors = _run(_Pool(A, 2), subs, 2, 60.0, tmp_path, on_done, fn=fake_grade)
+    errors = run_pool(Pool(A, 2), subs, 2, 60.0, tmp_path, on_done, fn=fake_grade)
     assert sorted(calls) == [("s1", None), ("s2", None), ("s3", None)]  # s2 graded, reported once, no failure
     assert errors == ["s2: recording the result failed (OSError: [Errno 28] No space left on device)"]
 
@@ -335,7 +337,7 @@ def test_output_names_are_unique_and_never_the_output_files(tmp_path):
     }
     again, _ = discover(A, subs_dir, tmp_path / "work2")
     assert [s.student for s in again] == [s.student for s in subs]  # the same names on every run
-    assert batch._output_names([("..",), (".",), ("",), ("Report.HTML",), ("a" * 300,)]) == [
+    assert intake.output_names([("..",), (".",), ("",), ("Report.HTML",), ("a" * 300,)]) == [
         "student", "student-2", "student-3", "Report.HTML-2", "a" * 80]
 
 
@@ -514,7 +516,7 @@ def test_zip_bomb_is_refused(tmp_path):
 
 
 def test_zip_with_too_many_entries_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(batch, "MAX_EXPORT_ENTRIES", 3)
+    monkeypatch.setattr(intake, "MAX_EXPORT_ENTRIES", 3)
     exported = _zip(tmp_path / "export.zip", [(f"submission_{i}/hw6.py", "x = 1\n") for i in range(4)])
     with pytest.raises(ExportError, match=re.escape("export.zip: 4 entries, more than 3: refused")):
         discover(A, exported, tmp_path / "work")
@@ -547,6 +549,6 @@ def test_an_output_folder_that_is_not_a_folder_costs_only_its_student(tmp_path):
 
 
 def test_a_long_log_keeps_its_beginning_and_its_end(monkeypatch):
-    monkeypatch.setattr(batch, "MAX_LOG_CHARS", 10)
-    assert batch._cut("0123456789") == "0123456789"
-    assert batch._cut("begin......grader error") == "begin\n[... 13 characters cut ...]\nerror"
+    monkeypatch.setattr(pool, "MAX_LOG_CHARS", 10)
+    assert pool.cut_log("0123456789") == "0123456789"
+    assert pool.cut_log("begin......grader error") == "begin\n[... 13 characters cut ...]\nerror"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlgrade.course import open_course
-from mlgrade.build import build_autograder, build_student, build_wheel, function_bodies, notebook_source
+from mlgrade.build import build_autograder, build_student, function_bodies, notebook_source
 
 ROOT = Path(__file__).resolve().parent.parent
 IDS = [a.id for a in open_course(ROOT).assignments()]
@@ -69,8 +69,8 @@ def zip_items(path: Path) -> list[tuple[str, bytes]]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
+def wheel(engine_wheel) -> Path:
+    return engine_wheel
 
 
 @pytest.mark.parametrize("aid", IDS)
@@ -85,9 +85,9 @@ def test_comparison_is_not_vacuous(aid):
 
 
 @pytest.mark.parametrize("aid", IDS)
-def test_student_bundle_has_no_reference(aid, tmp_path):
+def test_student_bundle_has_no_reference(aid, tmp_path, engine_wheel):
     a = _assignment(aid)
-    bundle = build_student(a, tmp_path)
+    bundle = build_student(a, tmp_path, wheel=engine_wheel)
     items = zip_items(bundle)
     names = [n for n, _ in items]
     # the templates (py and ipynb) and helper modules, the README, the engine
@@ -126,8 +126,8 @@ def test_wheel_ships_no_reference_and_no_hidden_test(wheel):
 
 
 @pytest.fixture(scope="module")
-def autograder_zip(tmp_path_factory) -> Path:
-    return build_autograder(_assignment("ml-hw6"), tmp_path_factory.mktemp("dist"))
+def autograder_zip(tmp_path_factory, engine_wheel) -> Path:
+    return build_autograder(_assignment("ml-hw6"), tmp_path_factory.mktemp("dist"), wheel=engine_wheel)
 
 
 def test_autograder_zip_contents(autograder_zip):
@@ -179,8 +179,22 @@ def test_setup_sh_locks_graders_and_reference(autograder_zip, tmp_path):
     assert stat.S_IMODE(src.stat().st_mode) == 0o711
 
 
+def test_every_assignments_zip_asks_for_the_same_runtime(engine_wheel, tmp_path):
+    """setup.sh and engine-requirements.txt are docker/Dockerfile.runtime's inputs: the same in
+    every zip, so one runtime image (torch and the engine's dependencies) serves every assignment."""
+    inputs = set()
+    for aid in IDS:
+        with zipfile.ZipFile(build_autograder(_assignment(aid), tmp_path / aid, wheel=engine_wheel)) as zf:
+            engine = zf.read("engine-requirements.txt").decode().split()
+            assert set(engine) <= set(zf.read("requirements.txt").decode().split())
+            inputs.add((zf.read("setup.sh"), tuple(engine)))
+    (setup, engine), = inputs
+    assert any(p.startswith("torch==") for p in engine) and not any(p.startswith("scikit-learn==") for p in engine)
+
+
 def test_autograder_zip_is_reproducible(autograder_zip, tmp_path):
-    """Same checkout, same bytes: the Docker image is reused while the zip is unchanged."""
+    """Same checkout, same bytes: the Docker image is reused while the zip is unchanged (the
+    wheel built again here, the zip with the session's wheel)."""
     again = build_autograder(_assignment("ml-hw6"), tmp_path)
     assert again.read_bytes() == autograder_zip.read_bytes()
 

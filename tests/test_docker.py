@@ -47,6 +47,7 @@ while True:
     pass
 '''
 IDS = [a.id for a in open_course(ROOT).assignments() if a.has_graders()]
+pytestmark = pytest.mark.docker
 
 
 def _engine_up() -> bool:
@@ -85,9 +86,9 @@ def _wheelhouse() -> Path:
 
 
 @pytest.fixture(scope="module", params=IDS)
-def image_zip(request, docker_engine, tmp_path_factory) -> tuple[str, Path]:
+def image_zip(request, docker_engine, tmp_path_factory, engine_wheel) -> tuple[str, Path]:
     a = open_course(ROOT).get(request.param)
-    return a.id, build_autograder(a, tmp_path_factory.mktemp("dist"), wheelhouse=_wheelhouse())
+    return a.id, build_autograder(a, tmp_path_factory.mktemp("dist"), wheelhouse=_wheelhouse(), wheel=engine_wheel)
 
 
 def grade(zip_path: Path, submission: Path, results: Path) -> tuple[dict, float]:
@@ -102,10 +103,10 @@ def grade(zip_path: Path, submission: Path, results: Path) -> tuple[dict, float]
 
 
 def _tag(zip_path: Path) -> str:
-    out = subprocess.run(["bash", "-c", 'set -e; (sha256sum "$1"; sha256sum "$2"; echo "$3") | sha256sum | cut -c1-16',
-                          "_", str(zip_path), str(ROOT / "docker" / "Dockerfile"), BASE],
-                         capture_output=True, text=True, check=True)
-    return f"mlgrade-autograder:{out.stdout.strip()}"
+    """The tag of the zip's image (built by then: build-image.sh only names it)."""
+    out = subprocess.run(["bash", str(ROOT / "docker" / "build-image.sh"), str(zip_path)], capture_output=True,
+                         text=True, check=True, env={**os.environ, "BASE_IMAGE": BASE, "BUILD_NETWORK": "host"})
+    return out.stdout.split()[-1]
 
 
 def _submission(folder: Path, source: Path, files) -> Path:
@@ -161,6 +162,11 @@ def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
     assert f"600 root /autograder/source/graders/{aid}/{grader}" in lines
     assert {"source", "submission", "results", "run_autograder", "run-ok", "denied", "cuda None"} <= set(lines), probe.stdout + probe.stderr
     assert "wheelhouse-left" not in lines and "READABLE" not in lines
+    # built on the shared runtime (torch installed once for all assignments), not on the base image
+    history = subprocess.run(["docker", "history", "-q", tag], capture_output=True, text=True, check=True).stdout.split()
+    runtimes = subprocess.run(["docker", "image", "ls", "-q", "--no-trunc", "mlgrade-runtime"],
+                              capture_output=True, text=True, check=True).stdout.split()
+    assert {r.removeprefix("sha256:")[:12] for r in runtimes} & set(history), (history, runtimes)
     size = int(subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", tag],
                               capture_output=True, text=True, check=True).stdout)
     print(f"image {tag}: {size / 1e9:.2f} GB")

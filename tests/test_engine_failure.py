@@ -14,7 +14,7 @@ import pytest
 from mlgrade import cli, containment
 from mlgrade.course import open_course
 from mlgrade.results import is_engine_failure
-from mlgrade.runner import grade
+from mlgrade.runner import grade, keep_fork_servers
 from mlgrade.containment import required_missing
 from mlgrade.forkserver import Zygote
 from mlgrade.sandbox import EngineFailure, Sandbox
@@ -77,7 +77,11 @@ def test_a_worker_whose_view_lacks_the_engine_gives_no_score(monkeypatch):
 
 def test_the_cli_exits_3_when_no_score_was_given(hw6_reference, tmp_path, monkeypatch):
     monkeypatch.setattr("mlgrade.runner.Zygote", _stopped_fork_server)
-    code = cli.main(["run", "ml-hw6", str(hw6_reference), "--results", str(tmp_path / "r.json")])
+    kept = keep_fork_servers(None)  # as in the installed command: the grading starts its own
+    try:
+        code = cli.main(["run", "ml-hw6", str(hw6_reference), "--results", str(tmp_path / "r.json")])
+    finally:
+        keep_fork_servers(kept)
     assert code == cli.EXIT_NOT_GRADED == 3
     assert is_engine_failure(json.loads((tmp_path / "r.json").read_text()))
 

@@ -22,6 +22,7 @@ from mlgrade.runner import grade
 from conftest import REPO
 
 IDS = [a.id for a in open_course(REPO).assignments() if a.has_graders()]
+pytestmark = pytest.mark.fresh_venv
 SKIP = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "dist", "out", ".pytest_cache")
 
 

@@ -16,7 +16,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
 from mlgrade import loading
-from mlgrade.loading import find_file, load_file, names_used
+from mlgrade.loading import load_file, names_used
+from mlgrade.staging import find_file
 
 ACCEPT = ["hw6.py", "hw6.ipynb"]
 REFERENCE_MODULES = {"solution", "hw6_solution"}

@@ -13,6 +13,7 @@ from mlgrade.trivial import write_patched
 ASSIGNMENTS = [a.id for a in open_course().assignments() if a.has_graders()]
 
 
+@pytest.mark.mutants
 @pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
 def test_validate(assignment_id):
     report = validate(open_course().get(assignment_id))
