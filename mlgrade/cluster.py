@@ -20,6 +20,16 @@ every process of its worker user when a submission ends.
 A worker that dies mid-task is the scheduler's to detect: with ``allowed-failures`` 1 the task
 is regraded once elsewhere, then reported failed (KilledWorker). A grading that outlives
 ``timeout`` (counted from its start on a worker) is cancelled and its worker restarted.
+
+Who may talk to whom: a cluster off the loopback is a ``tls://`` one, every connection
+mutually authenticated by certificates of the cluster's own CA (:mod:`mlgrade.certificates`,
+:func:`client_security`); a plain ``tcp://`` scheduler elsewhere is refused unless the
+instructor says ``allow_plain_tcp`` (``--unsafe-plain-tcp``). A certificate holder is trusted,
+nobody else. Beyond that, a grading worker does only what grading needs (:func:`dask_setup`):
+it runs no task but :func:`grade_task`, takes no worker plugin but :class:`AssignmentPlugin`,
+and has no ``Client.run`` channel. That keeps a mistake or a stray notebook pointed at the
+cluster from running code as the workers' user (root); it is not a boundary against a
+certificate holder, whose task or plugin Dask unpickles before any check sees it.
 """
 from __future__ import annotations
 
@@ -28,9 +38,11 @@ import fcntl
 import hashlib
 import importlib.metadata
 import io
+import ipaddress
 import json
 import os
 import shutil
+import ssl
 import stat
 import tempfile
 import threading
@@ -43,14 +55,16 @@ from pathlib import Path
 import dask
 import distributed
 import distributed.comm
-from distributed import Client, WorkerPlugin, as_completed, get_worker
+from dask._task_spec import Task
+from distributed import Client, Security, WorkerPlugin, as_completed, get_worker
+from distributed.core import error_message
 
 from mlgrade import assignments
 from mlgrade.assignments import Assignment
 from mlgrade.batch import MSG_RAISED, MSG_TIMEOUT, Failure, Submission, grade_one, report, tree_hash
 from mlgrade.loading import MAX_SOURCE_BYTES
 
-__all__ = ["Cluster", "ClusterError", "connect", "dask_setup"]
+__all__ = ["Cluster", "ClusterError", "client_security", "connect", "dask_setup"]
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler before giving up
 WORKER_WAIT = 60.0  # seconds for the first worker to join
@@ -86,6 +100,26 @@ MSG_PLUGIN_REFUSED = "a Dask worker refused the assignment ({error})"
 MSG_NO_PLUGIN = "this worker has no assignment bundle {name} (it was unregistered: the client has gone)"
 MSG_BAD_FILE = "submission file {name!r} refused: {why}"
 MSG_BAD_BUNDLE = "the assignment bundle's entry {name!r} refused: {why}"
+MSG_PLAIN_TCP = (
+    "refusing the plain {scheme}:// scheduler {address}: it is not on the loopback, and without TLS anyone "
+    "who can reach its port can run any code on the workers (as their user, root), receive the hidden graders "
+    "and the reference with every submission, and return forged grades. Set up TLS: `mlgrade certificates "
+    "DIR`, start the scheduler and workers with --tls-ca-file DIR/ca.pem and their --tls-cert/--tls-key, then "
+    "`mlgrade grade ... --scheduler tls://HOST:PORT --tls-ca-file DIR/ca.pem --tls-cert DIR/client.pem "
+    "--tls-key DIR/client-key.pem` (README, \"Grading past one machine\"). Only on a private network you trust: "
+    "--unsafe-plain-tcp")
+MSG_TLS_MISSING = (
+    "the tls:// scheduler {address} needs the cluster's CA and this client's certificate and key; missing: "
+    "{missing} (give --tls-ca-file, --tls-cert and --tls-key, or set Dask's config: "
+    "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT, "
+    "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY or distributed.comm.tls in ~/.config/dask/*.yaml)")
+MSG_TLS_REFUSED = ("the TLS handshake with the scheduler at {address} failed ({error}): the scheduler refused this "
+                   "client's certificate or presented one the given CA did not sign; use the ca.pem and client.pem "
+                   "made for this cluster by `mlgrade certificates`")
+MSG_TLS_UNREADABLE = "the {what} {path} cannot be read ({error})"
+MSG_TLS_NOT_TLS = "TLS files were given but the scheduler address {address} is not tls://: use tls://HOST:PORT"
+MSG_ONLY_GRADING = ("this mlgrade worker runs only mlgrade's grading tasks: {what} refused (the cluster is "
+                    "for grading; see mlgrade.cluster)")
 
 
 class ClusterError(RuntimeError):
@@ -186,20 +220,74 @@ class Cluster:
         return None, Failure(reason, seconds, "".join(traceback.format_exception(type(exc), exc, fut.traceback())))
 
 
-def connect(address: str, assignment: Assignment, connect_timeout: float = CONNECT_TIMEOUT,
-            worker_wait: float = WORKER_WAIT) -> Cluster:
+def _on_loopback(address: str) -> bool:
+    scheme, location = distributed.comm.parse_address(address)
+    if scheme == "inproc":  # this process
+        return True
+    host = distributed.comm.parse_host_port(location, 0)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: not known to be this machine
+        return False
+
+
+def client_security(address: str, ca_file: str | None = None, cert: str | None = None, key: str | None = None,
+                    allow_plain_tcp: bool = False) -> Security | None:
+    """How ``mlgrade grade`` may connect to ``address``: a Security for a ``tls://`` scheduler
+    (the files given, else Dask's config ``distributed.comm.tls``, all three required; nothing
+    in clear text), None for a plain one on the loopback, or with ``allow_plain_tcp``;
+    ClusterError otherwise, saying why and how to set up TLS."""
+    scheme = distributed.comm.parse_address(address)[0]
+    if scheme not in ("tls", "wss"):
+        if ca_file or cert or key:
+            raise ClusterError(MSG_TLS_NOT_TLS.format(address=address))
+        if not allow_plain_tcp and not _on_loopback(address):
+            raise ClusterError(MSG_PLAIN_TCP.format(scheme=scheme, address=address))
+        return None
+    given = {name: value for name, value in (("tls_ca_file", ca_file), ("tls_client_cert", cert),
+                                             ("tls_client_key", key)) if value}
+    security = Security(require_encryption=True, **given)  # what is not given comes from Dask's config
+    files = {"CA certificate": security.tls_ca_file, "client certificate": security.tls_client_cert,
+             "client key": security.tls_client_key}
+    missing = [what for what, path in files.items() if not path]
+    if missing:
+        raise ClusterError(MSG_TLS_MISSING.format(address=address, missing=", ".join(missing)))
+    for what, path in files.items():
+        try:
+            Path(path).read_bytes()
+        except OSError as exc:
+            raise ClusterError(MSG_TLS_UNREADABLE.format(what=what, path=path, error=exc.strerror or exc)) from None
+    return security
+
+
+def folder_security(folder: Path, roles=("scheduler", "worker", "client")) -> Security:
+    """A Security holding the certificates ``mlgrade certificates`` wrote into ``folder`` for
+    ``roles`` (a local cluster, tests and benchmarks hold all three)."""
+    folder = Path(folder)
+    files = {}
+    for role in roles:
+        files[f"tls_{role}_cert"], files[f"tls_{role}_key"] = str(folder / f"{role}.pem"), str(folder / f"{role}-key.pem")
+    return Security(require_encryption=True, tls_ca_file=str(folder / "ca.pem"), **files)
+
+
+def connect(address: str, assignment: Assignment, security: Security | None = None,
+            connect_timeout: float = CONNECT_TIMEOUT, worker_wait: float = WORKER_WAIT) -> Cluster:
     """A client of the scheduler at ``address``, ready to grade ``assignment``. ClusterError
     (before anything is graded or written) if no scheduler answers within ``connect_timeout``
-    seconds, no worker joins within ``worker_wait``, or a worker's memory limit is too small."""
+    seconds, no worker joins within ``worker_wait``, or a worker's memory limit is too small.
+    ``security``: see :func:`client_security` (None: a plain scheduler)."""
     plugin = AssignmentPlugin(make_bundle(assignment), assignment.id)
     try:
         # the Client's own timeout does not bound a peer that accepts and stays silent
-        asyncio.run(asyncio.wait_for(_handshake(address, connect_timeout), connect_timeout))
-        client = Client(address, timeout=connect_timeout, set_as_default=False)
+        asyncio.run(asyncio.wait_for(_handshake(address, connect_timeout, security), connect_timeout))
+        client = Client(address, timeout=connect_timeout, set_as_default=False, security=security)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise ClusterError(MSG_NO_SCHEDULER.format(address=address, seconds=connect_timeout,
-                                                   error=str(exc).splitlines()[0][:200] if str(exc) else
-                                                   type(exc).__name__)) from None
+        error = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if security is not None and _tls_refused(exc):
+            raise ClusterError(MSG_TLS_REFUSED.format(address=address, error=error)) from None
+        raise ClusterError(MSG_NO_SCHEDULER.format(address=address, seconds=connect_timeout, error=error)) from None
     try:
         client.wait_for_workers(1, timeout=worker_wait)
     except (OSError, TimeoutError):
@@ -232,8 +320,18 @@ def _check_memory(client: Client, assignment: Assignment) -> None:
                                                        process=GRADING_PROCESS_MB))
 
 
-async def _handshake(address: str, seconds: float) -> None:
-    comm = await distributed.comm.connect(address, timeout=seconds)
+def _tls_refused(exc: BaseException) -> bool:
+    """Whether connecting failed in the TLS handshake (a certificate refused by either side)."""
+    while exc is not None:
+        if isinstance(exc, (ssl.SSLError, distributed.comm.core.FatalCommClosedError)) or "SSL" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+async def _handshake(address: str, seconds: float, security: Security | None) -> None:
+    args = security.get_connection_args("client") if security is not None else {}
+    comm = await distributed.comm.connect(address, timeout=seconds, **args)
     await comm.close()
 
 
@@ -241,9 +339,12 @@ def _allowed_failures(dask_scheduler) -> int:
     return dask_scheduler.allowed_failures
 
 
-def local_cluster(n_workers: int = 2, **kwargs) -> distributed.LocalCluster:
+def local_cluster(n_workers: int = 2, security: Security | None = None, **kwargs) -> distributed.LocalCluster:
     """A LocalCluster set up as a real one should be: one thread per worker process, the
-    preload, and tasks regraded once after a worker death (tests, benchmarks)."""
+    preload, and tasks regraded once after a worker death (tests, benchmarks); over TLS with
+    ``security`` (its scheduler and worker certificates)."""
+    if security is not None:
+        kwargs.update(protocol="tls", security=security)
     with dask.config.set(SCHEDULER_CONFIG):
         return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                         preload=["mlgrade.cluster"], host="127.0.0.1",
@@ -394,9 +495,45 @@ def _prepare_process() -> None:
     import mlgrade.runner  # noqa: F401
 
 
+def _refused_task(what: str):
+    raise PermissionError(MSG_ONLY_GRADING.format(what=what))
+
+
+def _grading_only(worker) -> None:
+    """Least privilege for a grading worker (see the module's docstring): tasks other than
+    grade_task fail, Client.run and run_coroutine are refused, and only AssignmentPlugins join."""
+    execute = worker.execute
+
+    async def execute_grading_only(key, *, stimulus_id):
+        ts = worker.state.tasks.get(key)
+        spec = getattr(ts, "run_spec", None)
+        if isinstance(spec, Task) and spec.func is not grade_task:
+            what = f"the task {getattr(spec.func, '__qualname__', type(spec.func).__name__)!r}"
+            ts.run_spec = Task(key, _refused_task, what)
+        return await execute(key, stimulus_id=stimulus_id)
+
+    def no_run(comm=None, function=None, **kwargs):
+        return error_message(PermissionError(MSG_ONLY_GRADING.format(what="Client.run")))
+
+    plugin_add = worker.plugin_add
+
+    async def assignment_plugins_only(plugin=None, name=None, catch_errors=True):
+        if isinstance(plugin, bytes):
+            plugin = distributed.protocol.pickle.loads(plugin)
+        if not isinstance(plugin, AssignmentPlugin):
+            return error_message(PermissionError(MSG_ONLY_GRADING.format(
+                what=f"the worker plugin {type(plugin).__qualname__!r}")))
+        return await plugin_add(plugin=plugin, name=name, catch_errors=catch_errors)
+
+    worker.execute, worker.plugin_add = execute_grading_only, assignment_plugins_only  # also at registration
+    worker.handlers.update({"run": no_run, "run_coroutine": no_run, "plugin-add": assignment_plugins_only})
+
+
 def dask_setup(worker) -> None:
-    """``dask worker ... --preload mlgrade.cluster``: the worker user, numpy and torch before the
-    first task (the first grading then starts the fork server, kept for the process's life)."""
+    """``dask worker ... --preload mlgrade.cluster``: grading only (:func:`_grading_only`), and
+    the worker user, numpy and torch before the first task (the first grading then starts the
+    fork server, kept for the process's life)."""
+    _grading_only(worker)
     with _GRADING:
         _prepare_process()
 
