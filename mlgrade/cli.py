@@ -8,15 +8,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mlgrade import assignments
 from mlgrade.results import earned, passed
-from mlgrade.terminal import printable
+from mlgrade.terminal import PrintableConsole, printable
 
-console = Console(highlight=False)
+console = PrintableConsole(highlight=False)  # every text it prints is filtered (mlgrade.terminal)
 EXIT_NOT_GRADED = 3  # grading did not complete: an engine failure, never the student's score
 
 

@@ -27,6 +27,7 @@ from mlgrade.grading import GradingSession
 from mlgrade.results import GradescopePlugin, TestResult, engine_failure, is_engine_failure, to_gradescope, write_results
 from mlgrade.forkserver import Zygote, grading_started
 from mlgrade.sandbox import Sandbox
+from mlgrade.terminal import PrintableStream
 
 __all__ = ["Outcome", "fork_server", "grade", "template_imports"]
 
@@ -174,8 +175,9 @@ def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, 
     autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
-        with contextlib.redirect_stdout(sys.stdout if echo else buffer), \
-                contextlib.redirect_stderr(sys.stderr if echo else buffer):
+        # echoed, pytest's own lines carry the student's messages: filtered as all terminal text is
+        with contextlib.redirect_stdout(PrintableStream(sys.stdout) if echo else buffer), \
+                contextlib.redirect_stderr(PrintableStream(sys.stderr) if echo else buffer):
             exit_code = pytest.main(args, plugins=[plugin])
     finally:
         session.close()
