@@ -39,10 +39,14 @@ def printable(text: str) -> str:
 
 class PrintableConsole(Console):
     """A rich Console whose every printed text passes through :func:`printable`: what a caller
-    forgot to filter is filtered here; rich's own control segments (styles, cursor moves of a
-    live progress bar) are its own and kept."""
+    forgot to filter is filtered here; rich's own styles and control segments (cursor moves of
+    a live progress bar) are its own and kept."""
 
-    def _render_buffer(self, buffer) -> str:
+    def render_str(self, text: str, **kwargs):
+        # before markup and highlighting split it: a whole sequence goes, its payload too
+        return super().render_str(printable(text), **kwargs)
+
+    def _render_buffer(self, buffer) -> str:  # what reached the screen by another way: no control byte
         return super()._render_buffer([s if s.control else Segment(printable(s.text), s.style) for s in buffer])
 
 
