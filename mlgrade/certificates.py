@@ -8,11 +8,12 @@ hostnames are not checked, the CA is the cluster's alone). This writes, with ``c
   nobody can sign another certificate for this cluster (to add a role or rotate: a new set);
 - ``scheduler.pem``/``scheduler-key.pem`` and ``worker.pem``/``worker-key.pem``: server and
   client certificates (a scheduler and a worker both listen and connect);
-- ``client.pem``/``client-key.pem``: a client certificate only (``mlgrade grade``): it can
-  submit gradings, but no scheduler or worker can listen with it.
+- ``client.pem``/``client-key.pem``: marked for client use only (``mlgrade grade``).
 
-Keys are ECDSA P-256 and written 0600; whoever holds a key and ``ca.pem`` is trusted by the
-cluster as that role, so a key goes to the hosts of its role and nowhere else.
+Keys are ECDSA P-256 and written 0600. Dask does not tell roles apart: whoever holds any key
+of the set and ``ca.pem`` is trusted by the cluster in any role (a client's key can join as a
+worker), so each key goes to the hosts of its role and nowhere else; one per role keeps the
+files a host holds to what it needs.
 """
 from __future__ import annotations
 

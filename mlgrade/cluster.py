@@ -518,8 +518,11 @@ def _grading_only(worker) -> None:
     plugin_add = worker.plugin_add
 
     async def assignment_plugins_only(plugin=None, name=None, catch_errors=True):
-        if isinstance(plugin, bytes):
-            plugin = distributed.protocol.pickle.loads(plugin)
+        try:
+            if isinstance(plugin, bytes):
+                plugin = distributed.protocol.pickle.loads(plugin)
+        except Exception as exc:  # a plugin this worker cannot even load: refused, the worker still starts
+            return error_message(exc)
         if not isinstance(plugin, AssignmentPlugin):
             return error_message(PermissionError(MSG_ONLY_GRADING.format(
                 what=f"the worker plugin {type(plugin).__qualname__!r}")))
