@@ -20,7 +20,6 @@ submission ends, which must not reach a neighbour's worker.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import importlib.metadata
 import json
@@ -296,6 +295,9 @@ def _unpack(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limit: int
     except BaseException:
         target.unlink(missing_ok=True)
         raise
+    # the time the student saved it: of hw6.py and hw6.ipynb, the one saved last is graded
+    saved = time.mktime((*info.date_time, 0, 0, -1))
+    os.utime(target, (saved, saved))
     return written
 
 
@@ -620,7 +622,7 @@ def report(on_done, sub: Submission, result: dict | None, failure: Failure | Non
         errors.append(f"{sub.student}: recording the result failed ({type(exc).__name__}: {exc})")
 
 
-# --- rows, scores.csv ---------------------------------------------------------------------------
+# --- rows (scores.csv: mlgrade.scores) ---------------------------------------------------------------------------
 
 def _failure_reason(results: dict) -> str:
     """Why an engine_failure results.json gave no score (the reason it was written with)."""
@@ -631,37 +633,13 @@ def _row(sub: Submission, results: dict) -> dict:
     """A student's line in scores.csv and the report, from their results.json."""
     failed = is_engine_failure(results)
     tests = [] if failed else [
-        {"name": t.get("name", ""), "score": t.get("score", 0.0), "max_score": t.get("max_score", 0.0),
+        {"name": t.get("name", ""), "number": t.get("number", ""), "score": t.get("score", 0.0),
+         "max_score": t.get("max_score", 0.0),
          "passed": passed(t), "message": "" if passed(t) else _first_line(t.get("output", ""))}
         for t in results.get("tests", [])]
     return {"student": sub.student, "submitters": sub.submitters, "status": "failed" if failed else "graded",
             "score": None if failed else results.get("score", 0.0), "tests": tests,
             "reason": _failure_reason(results) if failed else "", "output": results.get("output", "")}
-
-
-def _cell(text) -> str:
-    """A text cell a spreadsheet keeps as text: a leading = + - @ tab or CR would start a formula."""
-    text = str(text)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def write_scores(rows: list[dict], path: Path) -> list[str]:
-    """scores.csv: one line per student; a student given no score has an empty total."""
-    names: list[str] = []
-    for row in rows:
-        for t in row["tests"]:
-            if t["name"] not in names:
-                names.append(t["name"])
-    with_submitters = any(r["submitters"] for r in rows)
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["student", *(["submitters"] if with_submitters else []), "status", "total", *map(_cell, names)])
-        for row in sorted(rows, key=lambda r: r["student"]):
-            by_name = {t["name"]: t["score"] for t in row["tests"]}
-            total = "" if row["score"] is None else f"{row['score']:g}"
-            w.writerow([_cell(row["student"]), *([_cell(row["submitters"])] if with_submitters else []),
-                        row["status"], total, *(f"{by_name[n]:g}" if n in by_name else "" for n in names)])
-    return names
 
 
 # --- the class -----------------------------------------------------------------------------------
@@ -706,6 +684,7 @@ def grade_class(assignment: Assignment, submissions: Path, out_dir: Path, jobs: 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from mlgrade.report import write_report
+    from mlgrade.scores import write_scores
 
     if not assignment.has_graders():
         raise FileNotFoundError(f"no graders for {assignment.id} under {assignment.graders_dir}")
@@ -770,7 +749,7 @@ def grade_class(assignment: Assignment, submissions: Path, out_dir: Path, jobs: 
                 n = min(jobs, len(todo))
                 for text in _run(_Pool(assignment, n), todo, n, timeout, out_dir, on_done):
                     problem(text)
-        write_scores(summary.rows, out_dir / "scores.csv")
+        write_scores(assignment, summary.rows, out_dir / "scores.csv")
         write_report(assignment, summary.rows, out_dir / "report.html", errors=summary.errors)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -247,6 +247,10 @@ STUDENT_README = """# {title}
 
 Assignment id: `{id}`. Submit: {submit}.
 
+Work in one of the two files of an "or" (the .py file or the notebook), and submit that one.
+When both are there, the one you saved last is graded, and `mlgrade check` and Gradescope
+say which and why: delete the other, or name the file you mean (`mlgrade check {id} {first}`).
+
 ## What is here
 
 {listing}

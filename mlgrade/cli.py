@@ -34,10 +34,32 @@ def _table(outcome, title: str, show_output: bool = True) -> Table:
 
 
 def _print_failures(outcome) -> None:
+    """Each failure message once: tests that failed with the same message share one heading."""
+    by_message: dict[str, list] = {}
     for t in outcome.tests:
         if not passed(t) and t.output:
-            console.rule(f"[red]{escape(t.name)}", align="left")
-            console.print(printable(t.output), markup=False)  # a student's output may hold escape sequences
+            by_message.setdefault(t.output, []).append(t)
+    for message, tests in by_message.items():
+        title = tests[0].name if len(tests) == 1 else f"{tests[0].name} and {len(tests) - 1} more test(s)"
+        console.rule(f"[red]{escape(printable(title))}", align="left")
+        if len(tests) > 1:
+            console.print(printable("also: " + "; ".join(t.name for t in tests[1:])), markup=False, style="dim")
+        console.print(printable(message), markup=False)  # a student's output may hold escape sequences
+
+
+def _without_failures(log: str) -> str:
+    """pytest's log without its failure records (``E`` lines, their continuations and locations):
+    the messages are printed once, by test; what stays is its summary and the grader errors."""
+    kept, in_failures = [], False
+    for line in log.splitlines():
+        if line.startswith("=") and "FAILURES" in line:
+            in_failures = True
+            continue
+        if in_failures and (line.startswith(("E ", "    ", "/")) or not line.strip() or ".py:" in line.split(" ")[0]):
+            continue
+        in_failures = False
+        kept.append(line)
+    return "\n".join(kept)
 
 
 def _print_total(outcome) -> None:
@@ -52,12 +74,13 @@ def cmd_run(args) -> int:
     from mlgrade.runner import grade
 
     assignment = assignments.get(args.assignment)
-    outcome = grade(assignment, Path(args.submission), args.results, echo=args.verbose)
+    # pytest's log is not echoed: its failure lines repeat the messages printed below, once
+    outcome = grade(assignment, Path(args.submission), args.results)
     console.print(_table(outcome, f"{assignment.id}: {args.submission}"))
     if args.verbose:
         _print_failures(outcome)
         if outcome.log.strip():
-            console.print(printable(outcome.log), markup=False)
+            console.print(printable(_without_failures(outcome.log)), markup=False)
     _print_total(outcome)
     console.print(f"[dim]results written to {args.results}[/]")
     if not outcome.graded:
@@ -78,7 +101,7 @@ def _stage(assignment, files: list[str]) -> Path:
             raise SystemExit(f"mlgrade check: {path.name} is not a file of {assignment.id} "
                              f"(expected one of {', '.join(sorted(accepted))})")
         if path.is_file():
-            shutil.copy(path, staged / path.name)
+            shutil.copy2(path, staged / path.name)  # with its modification time: the newer file is graded
         elif files:
             raise SystemExit(f"mlgrade check: {path} not found")
     return staged

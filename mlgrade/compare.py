@@ -135,9 +135,63 @@ def _values(actual: np.ndarray, expected: np.ndarray, opts: Options, dtype_name:
     return _report(bad, a, e, rtol, atol, "Not equal to tolerance")
 
 
+def _times(k: float) -> str:
+    text = f"{k:.3g}"
+    return text + ".0" if "." not in text and "e" not in text else text
+
+
+def _pattern(a, e) -> str:
+    """What the mismatched values have in common, in words a student acts on ("2.0 times too
+    large", "the sign is flipped", "every value 0.5 too small"), or ""."""
+    a, e = np.ravel(a), np.ravel(e)
+    if not a.size or not np.isrealobj(a) or not (np.isfinite(a).all() and np.isfinite(e).all()):
+        return ""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if (e != 0).all() and (a != 0).all():
+            ratio = a / e
+            lo, hi = ratio.min(), ratio.max()
+            if np.sign(lo) == np.sign(hi) and abs(hi - lo) <= 1e-3 * abs(hi):
+                k = float(np.median(ratio))
+                if abs(k + 1) <= 1e-3:
+                    return "the sign is flipped"
+                sign = ", with the opposite sign" if k < 0 else ""
+                if abs(k) >= 1.2:
+                    return f"{_times(abs(k))} times too large{sign}"
+                if abs(k) <= 1 / 1.2:
+                    return f"{_times(1 / abs(k))} times too small{sign}"
+        offset = a - e
+        if a.size > 1 and np.ptp(offset) <= 1e-3 * abs(offset).max():
+            shift = float(np.median(offset))
+            return f"every value {_fmt(abs(shift), 3)} too {'large' if shift > 0 else 'small'}"
+    return ""
+
+
+def _headline(bad, a, e, worst) -> str:
+    """The first line of a value mismatch: how many differ, the worst one's values, the pattern."""
+    # a pattern needs two values that share it (a scalar's ratio is the clue of its own)
+    pattern = _pattern(a[bad], e[bad]) if not bad.ndim or bad.sum() > 1 else ""
+    tail = f" ({pattern})" if pattern else ""
+    if not bad.ndim:
+        return "got {}, expected {}".format(*_fmt_pair(a, e)) + tail
+    where = f"{int(bad.sum())} of {bad.size} values differ"
+    if worst is None:
+        return where + tail
+    return (where + f"; worst at {_index(worst)}: got {{}}, expected {{}}".format(*_fmt_pair(a[worst], e[worst]))
+            + tail)
+
+
 def _report(bad, a, e, rtol, atol, header, nan=False) -> str:
     n_bad, n = int(bad.sum()), bad.size
     lines = []
+    numeric = not nan and np.issubdtype(a.dtype, np.number) and a.dtype != bool
+    if numeric:  # the clue first; the numpy.testing-style details follow
+        worst = None
+        if bad.ndim:
+            with np.errstate(invalid="ignore", over="ignore"):
+                diff = np.abs(a - e)
+                worst = np.unravel_index(int(np.argmax(np.where(bad, np.where(np.isnan(diff), np.inf, diff), -1.0))),
+                                         bad.shape)
+        lines.append(_headline(bad, a, e, worst))
     if rtol is not None:
         lines.append(f"{header} rtol={rtol:g}, atol={atol:g}")
     else:
@@ -145,7 +199,8 @@ def _report(bad, a, e, rtol, atol, header, nan=False) -> str:
     if bad.ndim:
         lines.append(f"Mismatched elements: {n_bad} / {n} ({100.0 * n_bad / n:.3g}%)")
     if not bad.ndim:
-        lines.append("got {}, expected {}".format(*_fmt_pair(a, e)))
+        if not numeric:
+            lines.append("got {}, expected {}".format(*_fmt_pair(a, e)))
         return "\n".join(lines)
     if not nan and np.issubdtype(a.dtype, np.number) and a.dtype != bool:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["LoadError", "ModuleSource", "load_file", "find_file", "names_used"]
+__all__ = ["LoadError", "ModuleSource", "choose_file", "load_file", "find_file", "names_used"]
 
 MAX_SOURCE_BYTES = {".py": 5 << 20, ".ipynb": 100 << 20}  # notebooks carry their plots
 # what parsing may cost the grading process: ast takes ~500 bytes per token, json.loads ~100
@@ -31,6 +31,8 @@ MAX_TOKENS = 100_000  # of code, in a .py file or all code cells of a notebook
 MAX_CELLS = 5000
 MAX_NOTEBOOK_VALUES = 1_000_000  # JSON containers and separators, outputs included
 MSG_NOT_SUBMITTED = "{file} was not submitted"
+MSG_CHOSEN = ("Graded {file}, not {others}: {why}. To have the other graded, delete this one "
+              "(or save the other last).")
 MSG_LINK = "{file} is a symbolic link; submit the file itself"
 MSG_NOT_A_FILE = "{file} is {what}, not a file; submit the file itself"
 MSG_TOO_LARGE = "{file} is larger than {mb} MB"
@@ -70,6 +72,7 @@ class ModuleSource:
     # top-level functions and classes that cannot be graded, with the message saying why: in a
     # notebook, those that still use the sheet's `import solution` (that import is not run)
     unavailable: dict[str, str] = field(default_factory=dict)
+    chosen: str = ""  # why this file, when another accepted file was there too
 
     def spec(self) -> dict:
         return {"name": self.name, "file": self.file, "chunks": [list(c) for c in self.chunks]}
@@ -86,7 +89,9 @@ MAX_FOLDER_ENTRIES = 20_000  # files and folders searched in one student's uploa
 def find_file(folder: Path, names) -> Path | None:
     """The entry graded as the contract's file: of ``names`` (the file and its accepted
     alternatives, in order of preference) the first present, at the shallowest depth, the
-    first in sorted order among equals. The one way every command finds a contract's file.
+    first in sorted order among equals; when several accepted names lie in that folder (hw6.py
+    and hw6.ipynb), the one saved last, which is the file the student worked in, and the first
+    of ``names`` when saved at the same time. The one way every command finds a contract's file.
 
     Students upload folders and zips with extra nesting; macOS metadata, notebook checkpoints
     and caches are skipped, and the walk stops after MAX_FOLDER_ENTRIES entries. Symbolic links
@@ -103,10 +108,39 @@ def find_file(folder: Path, names) -> Path | None:
         seen += len(dirnames) + len(filenames)
         if seen > MAX_FOLDER_ENTRIES:
             break
-    for name in names:
-        if hits[name]:
-            return min(hits[name], key=lambda path: (len(path.relative_to(folder).parts), path.parts))
-    return None
+    return _newest(folder, names, hits)
+
+
+def choose_file(folder: Path, names) -> tuple[Path | None, str]:
+    """:func:`find_file`, and why that file when another accepted name lies beside it ("" otherwise)."""
+    found = find_file(folder, names)
+    if found is None:
+        return None, ""
+    others = [found.parent / n for n in names if n != found.name and os.path.lexists(found.parent / n)]
+    if not others:
+        return found, ""
+    newer = all(_mtime(found) > _mtime(p) for p in others)
+    why = "it was saved last" if newer else "both were saved at the same time, and it comes first"
+    return found, MSG_CHOSEN.format(file=found.name, others=" and ".join(p.name for p in others), why=why)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return os.lstat(path).st_mtime
+    except OSError:
+        return float("-inf")
+
+
+def _newest(folder: Path, names, hits: dict[str, list[Path]]) -> Path | None:
+    """The first of ``names`` present, at its shallowest depth; but of accepted names lying in
+    that same folder, the one saved last (the student's choice: the file they worked in)."""
+    best = {name: min(paths, key=lambda path: (len(path.relative_to(folder).parts), path.parts))
+            for name, paths in hits.items() if paths}
+    if not best:
+        return None
+    first = next(best[n] for n in names if n in best)
+    beside = [best[n] for n in names if n in best and best[n].parent == first.parent]
+    return max(beside, key=lambda path: (_mtime(path), -beside.index(path)))
 
 
 def _not_regular(mode: int) -> str | None:
@@ -381,7 +415,7 @@ def _check_imports(chunks: list[tuple[str, str]], forbidden: set[str]) -> LoadEr
 def load_file(submission_dir: Path, names: list[str], reference_modules: set[str] = frozenset()) -> ModuleSource:
     """Read the contract file ``names[0]`` (or an accepted alternative) from a submission."""
     module = ModuleSource(name=Path(names[0]).stem, file=names[0])
-    path = find_file(Path(submission_dir), names)
+    path, module.chosen = choose_file(Path(submission_dir), names)
     if path is None:
         module.error = LoadError("not_submitted", MSG_NOT_SUBMITTED.format(file=names[0]))
         return module

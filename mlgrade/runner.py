@@ -53,6 +53,8 @@ def _summary(assignment: Assignment, modules, sandbox: Sandbox | None) -> str:
     given = {Path(name).stem for name in assignment.helpers}  # utils.py of the sheet: not the student's
     modules = [m for m in modules if m.name not in given]
     for m in modules:
+        if m.chosen:
+            lines.append(m.chosen)
         if m.error:
             lines.append(m.error.message + ".")
         elif m.file.endswith(".ipynb"):

@@ -22,7 +22,8 @@ from rich.console import Console
 
 from mlgrade import assignments
 from mlgrade import batch
-from mlgrade.batch import ExportError, Failure, Submission, _Pool, _run, discover, grade_class, write_scores
+from mlgrade.batch import ExportError, Failure, Submission, _Pool, _run, discover, grade_class
+from mlgrade.scores import write_scores
 from mlgrade.results import is_engine_failure
 from mlgrade.terminal import printable
 from mlgrade.validate import apply_mutant, load_mutants
@@ -95,16 +96,14 @@ def test_scores_match_mlgrade_run(graded, tmp_path):
     assert "SyntaxError" in json.loads((out / "dave" / "results.json").read_text())["output"]
 
 
-def test_report_has_images_and_failures(graded):
+def test_report_has_a_histogram_and_failures_by_cause(graded):
     _, out, _ = graded
     page = (out / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 2
-    for img in images:
-        assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Most common failures" in page
-    # carol's mutant fails batchnorm_forward tests: they are listed with a counted message
-    assert re.search(r"batchnorm_forward: [^<]*</td><td class=\"n\" rowspan=\"\d+\">\d+%</td><td class=\"n\">\d+</td>", page)
+    assert len(images) == 1  # the histogram; the rest is HTML (tests/test_report.py reads it)
+    assert base64.b64decode(images[0])[:8] == b"\x89PNG\r\n\x1a\n"
+    # carol's mutant fails batchnorm_forward tests: one cause, counted in students, carol named
+    assert re.search(r'<tr class="cause"><td class="n">\d+</td><td><code>batchnorm_forward[^<]*</code></td><td>[^<]*carol', page)
 
 
 def test_rerun_skips_unchanged(graded):
@@ -406,7 +405,7 @@ def test_hostile_class_is_graded_student_by_student(hostile_class):
     assert [line.split(",")[:3] for line in lines[1:]] == [
         ["'-1+1", "graded", "0"], ["alice_smith", "graded", f"{full['score']:g}"], ["alice_smith-2", "graded", "0"],
         ["linked", "failed", ""], ["report.html-2", "graded", "0"], ["scores.csv-2", "graded", "0"]]
-    assert lines[4] == "linked,failed," + "," * len(full["tests"])  # no score at all, not 0
+    assert lines[4] == "linked,failed," + "," * (len(A.exercises) + len(full["tests"]))  # no score at all, not 0
 
 
 def test_scores_csv_neutralises_formulas_but_keeps_numbers(tmp_path):
@@ -415,11 +414,11 @@ def test_scores_csv_neutralises_formulas_but_keeps_numbers(tmp_path):
          "tests": [{"name": "@t", "score": -0.5}, {"name": "+u", "score": 1.0}]},
         {"student": "ok", "submitters": "\tTab; \rCR; +1", "status": "failed", "score": None, "tests": []},
     ]
-    write_scores(rows, tmp_path / "scores.csv")
+    write_scores(A, rows, tmp_path / "scores.csv")
     assert (tmp_path / "scores.csv").read_bytes().decode().split("\r\n") == [
-        "student,submitters,status,total,'@t,'+u",
-        '\'-1+1,"\'=HYPERLINK(""http://x"",""y"") <a@b.c>",graded,-1.5,-0.5,1',
-        "ok,\"'\tTab; \rCR; +1\",failed,,,",
+        "student,name,email,submitters,status,total,other,'@t,'+u",
+        '\'-1+1,"\'=HYPERLINK(""http://x"",""y"")",a@b.c,"\'=HYPERLINK(""http://x"",""y"") <a@b.c>",graded,-1.5,0.5,-0.5,1',
+        "ok,Tab; CR; +1,,\"'\tTab; \rCR; +1\",failed,,,,",
         "",
     ]
 

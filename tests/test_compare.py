@@ -50,7 +50,8 @@ def test_within_tolerance_passes_and_outside_fails():
     check_everywhere(e + 1e-8, e, None)
     check_everywhere(e + 1e-3, e, None, rtol=1e-2)
     assert_close(np.array([100.5]), np.array([100.0]), rtol=0, atol=0.5)
-    with raises("result: Not equal to tolerance rtol=0, atol=0\n"
+    with raises("result: 1 of 1 values differ; worst at [0]: got 100.5, expected 100\n"
+                "Not equal to tolerance rtol=0, atol=0\n"
                 "Mismatched elements: 1 / 1 (100%)\n"
                 "Max absolute difference: 0.5 at index [0] (got 100.5, expected 100)\n"
                 "Max relative difference: 0.005 at index [0]\n"
@@ -61,7 +62,8 @@ def test_within_tolerance_passes_and_outside_fails():
 
 def test_default_tolerances_follow_the_expected_dtype():
     assert_close(torch.tensor([1.0 + 1e-6]), torch.tensor([1.0]))  # float32: rtol 1.3e-6
-    with raises("result: Not equal to tolerance rtol=1e-07, atol=1e-07\n"
+    with raises("result: 1 of 1 values differ; worst at [0]: got 1.000001, expected 1\n"
+                "Not equal to tolerance rtol=1e-07, atol=1e-07\n"
                 "Mismatched elements: 1 / 1 (100%)\n"
                 "Max absolute difference: 1e-06 at index [0] (got 1.000001, expected 1)\n"
                 "Max relative difference: 1e-06 at index [0]\n"
@@ -71,21 +73,23 @@ def test_default_tolerances_follow_the_expected_dtype():
 
 
 def test_values_that_differ_are_printed_with_the_digits_that_show_the_difference():
-    with raises("result: Not equal to tolerance rtol=1e-09, atol=1e-09\n"
+    with raises("result: 1 of 2 values differ; worst at [0]: got 4.1479302, expected 4.14793\n"
+                "Not equal to tolerance rtol=1e-09, atol=1e-09\n"
                 "Mismatched elements: 1 / 2 (50%)\n"
                 "Max absolute difference: 2.15793e-07 at index [0] (got 4.1479302, expected 4.14793)\n"
                 "Max relative difference: 5.20243e-08 at index [0]\n"
                 "First mismatches (index: got vs expected):\n"
                 "  [0]: 4.1479302 vs 4.14793"):
         assert_close(np.array([4.14793 + 2.15793e-07, 2.0]), np.array([4.14793, 2.0]), rtol=1e-9, atol=1e-9)
-    with raises("result: Not equal to tolerance rtol=1e-09, atol=1e-09\ngot 4.1479302, expected 4.14793"):
+    with raises("result: got 4.1479302, expected 4.14793\nNot equal to tolerance rtol=1e-09, atol=1e-09"):
         assert_close(4.14793 + 2.15793e-07, 4.14793, rtol=1e-9, atol=1e-9)
 
 
 def test_a_finite_value_never_matches_an_expected_infinity_whatever_rtol():
-    with raises("result: Not equal to tolerance rtol=1e-05, atol=1e-07\ngot 0, expected -inf"):
+    with raises("result: got 0, expected -inf\nNot equal to tolerance rtol=1e-05, atol=1e-07"):
         assert_close(0.0, -np.inf, rtol=1e-5)
-    with raises("result: Not equal to tolerance rtol=1e-05, atol=1e-07\n"
+    with raises("result: 1 of 2 values differ; worst at [0]: got 0, expected -inf\n"
+                "Not equal to tolerance rtol=1e-05, atol=1e-07\n"
                 "Mismatched elements: 1 / 2 (50%)\n"
                 "Max absolute difference: inf at index [0] (got 0, expected -inf)\n"
                 "Max relative difference: inf at index [0]\n"
@@ -151,6 +155,7 @@ def test_tensor_dtype_mismatch():
 
 def test_worst_index_and_mismatch_count():
     check_everywhere(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 2.0], [3.0, 5.0]]),
+                     "1 of 4 values differ; worst at (1, 1): got 4, expected 5\n"
                      "Not equal to tolerance rtol=1e-07, atol=1e-07\n"
                      "Mismatched elements: 1 / 4 (25%)\n"
                      "Max absolute difference: 1 at index (1, 1) (got 4, expected 5)\n"
@@ -162,7 +167,8 @@ def test_worst_index_and_mismatch_count():
 def test_absolute_and_relative_worst_can_differ_and_few_entries_are_shown():
     actual = np.array([1.5, 2.0, 110.0, 4.0, 5.5, 6.5, 7.5])
     expected = np.array([1.0, 2.0, 100.0, 4.0, 5.0, 6.0, 7.0])
-    with raises("result: Not equal to tolerance rtol=1e-07, atol=1e-07\n"
+    with raises("result: 5 of 7 values differ; worst at [2]: got 110, expected 100\n"
+                "Not equal to tolerance rtol=1e-07, atol=1e-07\n"
                 "Mismatched elements: 5 / 7 (71.4%)\n"
                 "Max absolute difference: 10 at index [2] (got 110, expected 100)\n"
                 "Max relative difference: 0.5 at index [0]\n"
@@ -183,7 +189,8 @@ def test_nan_where_a_number_was_expected():
 
 
 def test_number_where_nan_was_expected_fails():
-    with raises("result: Not equal to tolerance rtol=1e-07, atol=1e-07\n"
+    with raises("result: 1 of 2 values differ; worst at [1]: got 2, expected nan\n"
+                "Not equal to tolerance rtol=1e-07, atol=1e-07\n"
                 "Mismatched elements: 1 / 2 (50%)\n"
                 "Max absolute difference: inf at index [1] (got 2, expected nan)\n"
                 "Max relative difference: inf at index [1]\n"
@@ -209,9 +216,9 @@ def test_booleans():
 
 
 def test_scalars():
-    with raises("result: Not equal to tolerance rtol=1e-07, atol=1e-07\ngot 1.5, expected 1"):
+    with raises("result: got 1.5, expected 1 (1.5 times too large)\nNot equal to tolerance rtol=1e-07, atol=1e-07"):
         assert_close(1.5, 1.0)
-    with raises("kl: Not equal to tolerance rtol=1.3e-06, atol=1e-05\ngot 2, expected 1"):
+    with raises("kl: got 2, expected 1 (2.0 times too large)\nNot equal to tolerance rtol=1.3e-06, atol=1e-05"):
         assert_close(torch.tensor(2.0), torch.tensor(1.0), name="kl")
     with raises("result: expected a number (float), got a torch.Tensor"):
         assert_close(torch.tensor(1.0), 1.0)
@@ -392,3 +399,25 @@ def test_unpack_and_float_array_turn_a_wrong_answer_into_a_mismatch():
         float_array(np.array([True]), name="w")
     with pytest.raises(Mismatch, match=re.escape("w: shape mismatch: expected (3,), got (2,)")):
         float_array([1.0, 2.0], name="w", shape=(3,))
+
+
+def test_the_first_line_says_what_the_mismatched_values_have_in_common():
+    with raises("kl_loss: got 1.71828, expected 0.859141 (2.0 times too large)\n"
+                "Not equal to tolerance rtol=1e-05, atol=1e-08"):
+        assert_close(torch.tensor(1.71828, dtype=torch.float64), torch.tensor(0.859141, dtype=torch.float64),
+                     rtol=1e-5, atol=1e-8, name="kl_loss")
+    first = {}
+    for label, actual in [("half", np.array([1.0, 2.0, 3.0]) / 2), ("negated", -np.array([1.0, 2.0, 3.0])),
+                          ("shifted", np.array([1.0, 2.0, 3.0]) - 0.25), ("scaled down", np.array([-1.0, -2.0, -3.0]) * 3),
+                          ("noise", np.array([1.5, 1.0, 3.25]))]:
+        with pytest.raises(AssertionError) as caught:
+            assert_close(actual, np.array([1.0, 2.0, 3.0]))
+        first[label] = str(caught.value).splitlines()[0]
+    assert first == {
+        "half": "result: 3 of 3 values differ; worst at [2]: got 1.5, expected 3 (2.0 times too small)",
+        "negated": "result: 3 of 3 values differ; worst at [2]: got -3, expected 3 (the sign is flipped)",
+        "shifted": "result: 3 of 3 values differ; worst at [0]: got 0.75, expected 1 (every value 0.25 too small)",
+        "scaled down": "result: 3 of 3 values differ; worst at [2]: got -9, expected 3 (3.0 times too large, with the "
+                       "opposite sign)",
+        "noise": "result: 3 of 3 values differ; worst at [1]: got 1, expected 2",
+    }

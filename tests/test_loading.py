@@ -70,11 +70,35 @@ def test_empty_folder_is_not_submitted(tmp_path):
     assert load(tmp_path).error.message == "hw6.py was not submitted"
 
 
-def test_py_is_preferred_over_ipynb(tmp_path):
+def test_of_a_py_and_a_notebook_saved_together_the_py_is_graded_and_the_choice_said(tmp_path):
     (tmp_path / "hw6.py").write_text("X = 'py'\n")
     notebook(tmp_path, "X = 'ipynb'")
+    for path in (tmp_path / "hw6.py", tmp_path / "hw6.ipynb"):
+        os.utime(path, (1_700_000_000, 1_700_000_000))
     module = load(tmp_path)
     assert module.file == "hw6.py" and run(module)["X"] == "py"
+    assert module.chosen == ("Graded hw6.py, not hw6.ipynb: both were saved at the same time, and it comes first. "
+                             "To have the other graded, delete this one (or save the other last).")
+
+
+@pytest.mark.parametrize("last", ["hw6.py", "hw6.ipynb"])
+def test_of_a_py_and_a_notebook_the_one_saved_last_is_graded(tmp_path, last):
+    """The bundle ships both: a student who finished the notebook beside the untouched template
+    .py has the notebook graded, and the other way round."""
+    (tmp_path / "hw6.py").write_text("X = 'py'\n")
+    notebook(tmp_path, "X = 'ipynb'")
+    os.utime(tmp_path / last, (2_000_000_000, 2_000_000_000))
+    module = load(tmp_path)
+    other = "hw6.ipynb" if last == "hw6.py" else "hw6.py"
+    assert module.file == last and run(module)["X"] == last.split(".")[1]
+    assert module.chosen == (f"Graded {last}, not {other}: it was saved last. "
+                             "To have the other graded, delete this one (or save the other last).")
+    assert find_file(tmp_path, ACCEPT) == tmp_path / last
+
+
+def test_a_single_file_needs_no_word_on_the_choice(tmp_path):
+    (tmp_path / "hw6.py").write_text("X = 'py'\n")
+    assert load(tmp_path).chosen == ""
 
 
 def test_ipynb_is_accepted_when_no_py(tmp_path):

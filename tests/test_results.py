@@ -70,7 +70,7 @@ def test_schema_of_a_passing_and_a_failing_test(tmp_path):
     assert ok == {"name": "double: doubles", "number": "1.1", "score": 2.0, "max_score": 2.0, "status": "passed",
                   "output": "", "visibility": "visible"}
     assert bad["status"] == "failed" and bad["score"] == 0.0 and bad["max_score"] == 1.0 and bad["number"] == "1.2"
-    assert bad["output"] == ("half(3): Not equal to tolerance rtol=1e-07, atol=1e-07\ngot 1.5, expected 1\n"
+    assert bad["output"] == ("half(3): got 1.5, expected 1 (1.5 times too large)\nNot equal to tolerance rtol=1e-07, atol=1e-07\n"
                              "Checked with: half(3.0)")
 
 
