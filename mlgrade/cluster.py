@@ -255,8 +255,10 @@ def client_security(address: str, ca_file: str | None = None, cert: str | None =
     if missing:
         raise ClusterError(MSG_TLS_MISSING.format(address=address, missing=", ".join(missing)))
     for what, path in files.items():
+        if "\n" in path:  # Dask's config may hold the PEM text itself
+            continue
         try:
-            Path(path).read_bytes()
+            open(path, "rb").close()
         except OSError as exc:
             raise ClusterError(MSG_TLS_UNREADABLE.format(what=what, path=path, error=exc.strerror or exc)) from None
     return security
