@@ -20,4 +20,4 @@ test: setup
 	$(PYTHON) -m pytest tests -q
 
 validate: setup
-	@for a in ml-hw6 cs446-hw2 ml2-sheet10 ml1-sheet11; do $(PYTHON) -m mlgrade.cli validate $$a || exit 1; done
+	@for a in $$(ls assignments); do $(PYTHON) -m mlgrade.cli validate $$a || exit 1; done

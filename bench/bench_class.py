@@ -28,11 +28,11 @@ def main() -> None:
     args = ap.parse_args()
     import subprocess
 
-    from mlgrade import assignments
+    from mlgrade.course import open_course
     from mlgrade.batch import grade_class
 
     print(machine())
-    a = assignments.get("ml-hw6", ROOT)
+    a = open_course(ROOT).get("ml-hw6")
     with tempfile.TemporaryDirectory() as tmp:
         subs = Path(tmp) / "class"
         kinds = make_class(subs, args.n)

@@ -30,13 +30,13 @@ def main() -> None:
     ap.add_argument("--order", default="tcp,tls", help="sides in the order they run: tcp, tls, pool")
     args = ap.parse_args()
 
-    from mlgrade import assignments
+    from mlgrade.course import open_course
     from mlgrade.batch import grade_class
     from mlgrade.certificates import write_certificates
     from mlgrade.cluster import connect, folder_security, local_cluster
 
     print(machine())
-    a = assignments.get("ml-hw6", ROOT)
+    a = open_course(ROOT).get("ml-hw6")
     sides = args.order.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         subs = Path(tmp) / "class"

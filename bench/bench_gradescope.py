@@ -42,10 +42,10 @@ def why_skipped(ids: list[str]) -> str | None:
         return f"no Docker engine answers ({info.stderr.strip()[:200]}); ../shared/tools/docker-engine.sh starts one"
     if subprocess.run(["docker", "image", "inspect", BASE], capture_output=True).returncode != 0:
         return f"base image {BASE} missing (no image can be pulled here)"
-    from mlgrade import assignments
+    from mlgrade.course import open_course
     from mlgrade.build import pinned_requirements
 
-    needed = sorted({pin for aid in ids for pin in pinned_requirements(assignments.get(aid, ROOT))})
+    needed = sorted({pin for aid in ids for pin in pinned_requirements(open_course(ROOT).get(aid))})
     stamp = WHEELHOUSE / ".requirements"
     if not (stamp.is_file() and set(needed) <= set(stamp.read_text().split("\n"))):
         return f"no wheelhouse for {', '.join(needed)} in {WHEELHOUSE} (tests/test_docker.py downloads it)"
@@ -53,10 +53,10 @@ def why_skipped(ids: list[str]) -> str | None:
 
 
 def build_image(aid: str, dist: Path) -> str:
-    from mlgrade import assignments
+    from mlgrade.course import open_course
     from mlgrade.build import build_autograder
 
-    zip_path = build_autograder(assignments.get(aid, ROOT), dist, wheelhouse=WHEELHOUSE)
+    zip_path = build_autograder(open_course(ROOT).get(aid), dist, wheelhouse=WHEELHOUSE)
     env = {**os.environ, "BASE_IMAGE": BASE, "BUILD_NETWORK": "host", "BUILD_ONLY": "1"}
     out = subprocess.run(["bash", str(ROOT / "docker" / "grade.sh"), str(zip_path), str(dist)],
                          capture_output=True, text=True, env=env, check=True, timeout=3600)
@@ -105,14 +105,14 @@ def run_limited(tag: str, submission: Path, cpus: str, memory: str) -> dict:
 
 
 def main() -> None:
-    from mlgrade import assignments
+    from mlgrade.course import open_course
 
     ap = argparse.ArgumentParser()
     ap.add_argument("ids", nargs="*", help="assignments (default: every one with graders)")
     ap.add_argument("--cpus", default="0.5")
     ap.add_argument("--memory", default="768m")
     args = ap.parse_args()
-    ids = args.ids or [a.id for a in assignments.catalogue(ROOT) if a.has_graders()]
+    ids = args.ids or [a.id for a in open_course(ROOT).assignments() if a.has_graders()]
     print(machine())
     skipped = why_skipped(ids)
     if skipped:
@@ -120,7 +120,7 @@ def main() -> None:
         return
     print(f"limits: --cpus {args.cpus} --memory {args.memory} --memory-swap {args.memory} --network none; base {BASE}")
     for aid in ids:
-        a = assignments.get(aid, ROOT)
+        a = open_course(ROOT).get(aid)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             tag = build_image(aid, Path(tmp))

@@ -26,10 +26,10 @@ AID = "ml2-sheet10"
 
 def submissions(tmp: Path) -> dict[str, Path]:
     """{"ipynb": folder with the reference notebook, "py": folder with its definitions as sheet10.py}."""
-    from mlgrade import assignments
+    from mlgrade.course import open_course
     from mlgrade.loading import load_file
 
-    a = assignments.get(AID, ROOT)
+    a = open_course(ROOT).get(AID)
     out = {}
     for kind in ("ipynb", "py"):
         folder = tmp / kind
@@ -56,9 +56,11 @@ def execute_notebook(folder: Path) -> float:
     import nbformat
     from nbclient import NotebookClient
 
-    from mlgrade import assignments
+    from mlgrade.course import open_course
 
-    shutil.copy(assignments.get(AID, ROOT).package_dir / "utils.py", folder)
+    a = open_course(ROOT).get(AID)
+    for helper in a.helpers:
+        shutil.copy(a.helper_path(helper), folder)
     nb = nbformat.read(str(folder / "sheet10.ipynb"), as_version=4)
     start = time.perf_counter()
     NotebookClient(nb, timeout=3600, resources={"metadata": {"path": str(folder)}}).execute()

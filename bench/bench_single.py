@@ -21,7 +21,7 @@ GOALS = {"ml-hw6": 1.2, "cs446-hw2": 2.0}
 
 
 def main() -> None:
-    from mlgrade import assignments
+    from mlgrade.course import open_course
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
@@ -30,7 +30,7 @@ def main() -> None:
     commands = {"import torch": [sys.executable, "-c", "import torch"]}
     with tempfile.TemporaryDirectory() as tmp:
         for aid in IDS:
-            a = assignments.get(aid, ROOT)
+            a = open_course(ROOT).get(aid)
             if not a.has_graders():
                 print(f"{aid}: no graders yet, skipped")
                 continue

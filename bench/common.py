@@ -42,10 +42,10 @@ def machine() -> str:
 
 def make_class(folder: Path, n: int = 200, seed: int = 0) -> dict[str, int]:
     """n ml-hw6 submissions: ~40% reference, ~45% mutants, ~15% broken (tests/broken or made up)."""
-    from mlgrade import assignments
+    from mlgrade.course import open_course
     from mlgrade.validate import apply_mutant, load_mutants
 
-    a = assignments.get("ml-hw6", ROOT)
+    a = open_course(ROOT).get("ml-hw6")
     mutants = load_mutants(a.mutants_dir)
     broken_dir = ROOT / "tests" / "broken"
     broken = sorted(p for p in broken_dir.iterdir() if p.is_dir()) if broken_dir.is_dir() else []

@@ -39,7 +39,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlgrade.assignments import Assignment
+from mlgrade.course import Assignment
 from mlgrade.loading import MAX_SOURCE_BYTES, find_file
 from mlgrade.results import engine_failure, failure_reason, is_engine_failure, passed, write_results
 from mlgrade.terminal import printable
@@ -438,7 +438,7 @@ def tree_hash(paths: list[Path], digest=None):
 
 def _engine_hash(assignment: Assignment) -> str:
     d = hashlib.sha256(importlib.metadata.version("mlgrade").encode() + b"\0")
-    tree_hash([assignment.graders_dir, assignment.reference_dir, assignment.package_dir], d)
+    tree_hash([assignment.course.root / name for name, _ in assignment.shipped_files(hidden=True)], d)
     return d.hexdigest()
 
 
@@ -452,10 +452,10 @@ def _slot_user(slot: int) -> str:
     return "mlgrade" if slot == 0 else f"mlgrade-w{slot}"
 
 
-def _init(assignment_id: str, root: str | None, slots) -> None:
+def _init(assignment_id: str, root: str, slots) -> None:
     """Pool process initializer: one worker user per process, the assignment loaded once."""
     global _ASSIGNMENT
-    from mlgrade import assignments
+    from mlgrade.course import open_course
 
     slot = slots.get()
     if os.geteuid() == 0:
@@ -464,7 +464,7 @@ def _init(assignment_id: str, root: str | None, slots) -> None:
     import torch  # noqa: F401
 
     import mlgrade.runner  # noqa: F401
-    _ASSIGNMENT = assignments.get(assignment_id, Path(root) if root else None)
+    _ASSIGNMENT = open_course(root).get(assignment_id)
 
 
 def _first_line(text: str) -> str:
@@ -521,7 +521,7 @@ class _Pool:
         slots = self.ctx.Queue()
         for slot in range(self.jobs):
             slots.put(slot)
-        root = str(self.assignment.root) if self.assignment.root else None
+        root = str(self.assignment.course.root)
         self.executor = ProcessPoolExecutor(self.jobs, mp_context=self.ctx, initializer=_init,
                                             initargs=(self.assignment.id, root, slots))
         return self.executor

@@ -1,84 +1,94 @@
 """``mlgrade build``: the Gradescope autograder zip and the student bundle.
 
-The autograder zip (unpacked by Gradescope into ``/autograder/source``) holds::
+Both are a course of one assignment (:meth:`mlgrade.course.Assignment.shipped_files`), built
+from an installed mlgrade as well as from a checkout. The autograder zip (unpacked by Gradescope
+into ``/autograder/source``) holds::
 
-    setup.sh            installs Python >= 3.11, CPU-only torch and the pinned dependencies into
-                        /opt/mlgrade/venv, creates the worker user, locks graders/ and reference/
-    run_autograder      grades /autograder/submission into /autograder/results/results.json
-    requirements.txt    the pinned dependencies (versions of the machine that built the zip)
-    mlgrade-*.whl       the engine, built from this checkout
-    graders/<id>/       hidden tests and their data
-    reference/<id>/     the reference solution
-    wheelhouse/         optional: wheels installed with --no-index before anything is downloaded
+    setup.sh              installs Python >= 3.11, CPU-only torch and the pinned dependencies into
+                          /opt/mlgrade/venv, creates the worker user, locks the course's hidden folders
+    run_autograder        grades /autograder/submission into /autograder/results/results.json
+    requirements.txt      every distribution the zip installs, pinned (versions of the building machine)
+    mlgrade-*.whl         the engine the zip was built with
+    mlgrade-course.toml   the course file
+    assignments/<id>/     the contract, public checks and helpers
+    lib/                  the course's shared modules
+    graders/<id>/         hidden tests and their oracles
+    reference/<id>/       the reference solution
+    data/<id>/            data the graders read, if any
+    wheelhouse/           optional: wheels installed with --no-index before anything is downloaded
 
-The student bundle holds the templates and helper modules, the public checks with their stored
-expected values, the engine's wheel (which carries the public checks, never graders or reference)
+The student bundle holds the same course of one assignment without its hidden folders, the
+templates and helpers in a folder to work in, the engine's wheel, the assignment's requirements
 and a README saying how to run ``mlgrade check``.
 """
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
+import importlib.metadata
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from mlgrade.assignments import Assignment
-from mlgrade.dependencies import engine_requirements, pinned
+import mlgrade
+from mlgrade.course import SKIPPED, Assignment
+from mlgrade.dependencies import engine_requirements, pinned_closure
 
-__all__ = ["build_autograder", "build_student", "build_wheel", "pinned_requirements", "project_source",
+__all__ = ["build_autograder", "build_student", "build_wheel", "pinned_requirements",
            "function_bodies", "TORCH_INDEX"]
 
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 VENV = "/opt/mlgrade/venv"
 EPOCH = (1980, 1, 1, 0, 0, 0)
-SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
-
-
-def project_source() -> Path:
-    """The checkout holding pyproject.toml and the mlgrade package."""
-    here = Path(__file__).resolve().parent.parent
-    if not (here / "pyproject.toml").is_file():
-        raise FileNotFoundError(f"no pyproject.toml beside the mlgrade package in {here}: build needs a checkout")
-    return here
 
 
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and not SKIP_PARTS.intersection(p.parts) and p.suffix != ".pyc")
+                  if p.is_file() and not SKIPPED.intersection(p.parts) and p.suffix != ".pyc")
+
+
+WHEEL_FILE = "Wheel-Version: 1.0\nGenerator: mlgrade build\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def build_wheel(out_dir: Path) -> Path:
-    """``pip wheel --no-deps`` of a clean copy of this checkout (nothing outside the package gets in)."""
-    src = project_source()
+    """The engine as installed here, as a wheel: its package files and its installed metadata.
+
+    Works from a plain ``pip install`` as from a checkout (an editable install's package is the
+    checkout's ``mlgrade/``); no build backend or network is involved. The wheel format (PEP 427)
+    is a zip with a dist-info folder and a RECORD of hashes; the same files give the same bytes.
+    """
+    dist = importlib.metadata.distribution("mlgrade")
+    package = Path(mlgrade.__file__).resolve().parent
+    info = f"mlgrade-{dist.version}.dist-info"
+    members = [(f"mlgrade/{p.relative_to(package).as_posix()}", p.read_bytes()) for p in _files(package)
+               if not p.name.endswith(".egg-info")]
+    # a checkout's mlgrade.egg-info holds the same core metadata as PKG-INFO
+    members.append((f"{info}/METADATA", (dist.read_text("METADATA") or dist.read_text("PKG-INFO")).encode()))
+    members.append((f"{info}/WHEEL", WHEEL_FILE.encode()))
+    if dist.read_text("entry_points.txt"):
+        members.append((f"{info}/entry_points.txt", dist.read_text("entry_points.txt").encode()))
+    record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in members) + f"{info}/RECORD,,\n"
+    members.append((f"{info}/RECORD", record.encode()))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="mlgrade-wheel-") as tmp:
-        copy = Path(tmp) / "src"
-        copy.mkdir()
-        for name in ("pyproject.toml", "README.md", "LICENSE"):
-            if (src / name).is_file():
-                shutil.copy(src / name, copy / name)
-        shutil.copytree(src / "mlgrade", copy / "mlgrade",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
-        env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800", "PIP_NO_INPUT": "1"}
-        dest = Path(tmp) / "dist"
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                        "-w", str(dest), str(copy)], check=True, env=env, stdout=subprocess.DEVNULL)
-        (wheel,) = dest.glob("mlgrade-*.whl")
-        target = out_dir / wheel.name
-        shutil.copy(wheel, target)
+    target = out_dir / f"mlgrade-{dist.version}-py3-none-any.whl"
+    with zipfile.ZipFile(target, "w") as zf:
+        for name, data in members:
+            _write(zf, name, data)
     return target
 
 
 def pinned_requirements(assignment: Assignment | None = None) -> list[str]:
-    """The engine's runtime dependencies and the assignment's own (``requires``), pinned to the
-    versions installed here (torch without +cpu): what an autograder zip installs."""
-    return pinned([*engine_requirements(own=True), *(assignment.requires if assignment else [])])
+    """Every distribution the engine and the assignment (``requires``) install, pinned to the
+    versions installed here (torch without +cpu): an autograder zip's requirements.txt."""
+    return pinned_closure([*engine_requirements(), *(assignment.requires if assignment else [])])
 
 
 SETUP_SH = r"""#!/usr/bin/env bash
@@ -93,7 +103,7 @@ lock_down() {{
   # what student code must not read: root only (the worker runs as mlgrade)
   chown -R root:root "$SRC"
   chmod 711 "$SRC"
-  for d in graders reference data; do
+  for d in {hidden}; do
     [ -d "$SRC/$d" ] || continue
     find "$SRC/$d" -type d -exec chmod 700 {{}} +
     find "$SRC/$d" -type f -exec chmod 600 {{}} +
@@ -167,7 +177,7 @@ log "done"
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 # mlgrade: grade /autograder/submission for {id} into /autograder/results/results.json
 set -uo pipefail
-export MLGRADE_ROOT=/autograder/source
+export MLGRADE_COURSE=/autograder/source  # the zip is a course of one assignment
 export MLGRADE_WORKER_USER=mlgrade
 RESULTS=/autograder/results/results.json
 mkdir -p /autograder/results
@@ -211,12 +221,13 @@ def build_autograder(assignment: Assignment, out_dir: Path, wheelhouse: Path | N
     """Write ``<id>-autograder.zip`` into ``out_dir`` and return its path."""
     if not assignment.has_graders():
         raise FileNotFoundError(f"no graders for {assignment.id} under {assignment.graders_dir}")
-    if not (assignment.reference_dir and assignment.reference_dir.is_dir()):
+    if not assignment.reference_dir.is_dir():
         raise FileNotFoundError(f"no reference for {assignment.id} under {assignment.reference_dir}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{assignment.id}-autograder.zip"
-    fmt = {"id": assignment.id, "venv": VENV, "torch_index": TORCH_INDEX}
+    fmt = {"id": assignment.id, "venv": VENV, "torch_index": TORCH_INDEX,
+           "hidden": " ".join(h for h in assignment.course.hidden if h != ".git")}
     with tempfile.TemporaryDirectory(prefix="mlgrade-build-") as tmp:
         wheel = build_wheel(Path(tmp))
         partial = target.with_suffix(".zip.part")
@@ -225,11 +236,8 @@ def build_autograder(assignment: Assignment, out_dir: Path, wheelhouse: Path | N
             _write(zf, "run_autograder", RUN_AUTOGRADER.format(**fmt).encode(), 0o755)
             _write(zf, "requirements.txt", ("\n".join(pinned_requirements(assignment)) + "\n").encode())
             _write(zf, wheel.name, wheel.read_bytes())
-            _add_tree(zf, assignment.graders_dir, f"graders/{assignment.id}")
-            _add_tree(zf, assignment.reference_dir, f"reference/{assignment.id}")
-            data_dir = assignment.root / "data" / assignment.id
-            if data_dir.is_dir():
-                _add_tree(zf, data_dir, f"data/{assignment.id}")
+            for name, path in assignment.shipped_files(hidden=True):
+                _write(zf, name, path.read_bytes())
             if wheelhouse:
                 wheels = sorted(Path(wheelhouse).glob("*.whl"))
                 if not wheels:
@@ -257,15 +265,16 @@ say which and why: delete the other, or name the file you mean (`mlgrade check {
 
 ## Check your work before submitting
 
-The public checks run your functions on a few inputs with stored expected values, in the same
-sandbox the Gradescope autograder uses. They are a subset: hidden tests on Gradescope check more.
+The public checks run your functions on a few inputs with known answers, in the same sandbox the
+Gradescope autograder uses. They are a subset of the grading: hidden tests on Gradescope check
+more, and the public checks count toward your score there too.
 
 ```bash
 python3 -m venv .venv && . .venv/bin/activate        # Python 3.11 or newer
 # torch first, the CPU build (a few hundred MB; on Linux a plain `pip install torch` pulls a
 # multi-GB CUDA build); skip this line if you already have torch 2.x
 pip install torch --index-url {torch_index}
-pip install {wheel}                                   # installs mlgrade, numpy, scipy, ...
+pip install {wheel} -r requirements.txt              # mlgrade and what this assignment needs
 cd {id}                                               # the folder with your {files}
 mlgrade check {id}                                    # or: mlgrade check {id} path/to/{first}
 ```
@@ -278,7 +287,7 @@ every public check passes. Only the files named above are graded; anything else 
 
 def build_student(assignment: Assignment, out_dir: Path) -> Path:
     """Write ``<id>-student.zip`` into ``out_dir`` and return its path."""
-    if not (assignment.template_dir and assignment.template_dir.is_dir()):
+    if not assignment.template_dir.is_dir():
         raise FileNotFoundError(f"no student template for {assignment.id} under {assignment.template_dir}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -289,24 +298,21 @@ def build_student(assignment: Assignment, out_dir: Path) -> Path:
         listing = []
         with zipfile.ZipFile(target.with_suffix(".zip.part"), "w") as zf:
             for name in _add_tree(zf, assignment.template_dir, f"{top}/{top}"):
-                listing.append(f"- `{name.removeprefix(top + '/')}`: template or helper")
-            for helper in assignment.helpers:  # the one copy in the package, which the autograder loads too
-                _write(zf, f"{top}/{top}/{helper}", (assignment.package_dir / helper).read_bytes())
-                listing.append(f"- `{top}/{helper}`: given with the sheet (keep it next to your notebook)")
-            public = [p for p in _files(assignment.package_dir)
-                      if p.name.startswith("test_public") or p.suffix in (".json", ".npz")]
-            for p in public:
-                _write(zf, f"{top}/public_checks/{p.relative_to(assignment.package_dir).as_posix()}", p.read_bytes())
-            if public:
-                listing.append("- `public_checks/`: the public checks and their stored expected values "
-                               "(for reading; `mlgrade check` runs the copies inside the wheel)")
+                listing.append(f"- `{name.removeprefix(top + '/')}`: template")
+            for helper in assignment.helpers:  # the copies the autograder loads too
+                _write(zf, f"{top}/{top}/{helper}", assignment.helper_path(helper).read_bytes())
+                listing.append(f"- `{top}/{helper}`: given with the sheet (keep it next to your work)")
+            for name, path in assignment.shipped_files(hidden=False):
+                _write(zf, f"{top}/{name}", path.read_bytes())
+            listing.append(f"- `mlgrade-course.toml`, `{assignment.public_dir.relative_to(assignment.course.root)}/`: "
+                           "the contract and the public checks `mlgrade check` runs (for reading, too)")
+            _write(zf, f"{top}/requirements.txt", "".join(f"{r}\n" for r in assignment.requires).encode())
             _write(zf, f"{top}/{wheel.name}", wheel.read_bytes())
-            listing.append(f"- `{wheel.name}`: the mlgrade engine with the public checks")
+            listing.append(f"- `{wheel.name}`: the mlgrade engine; `requirements.txt`: what this assignment needs")
             files = " and ".join(" or ".join(f"`{a}`" for a in f.accept) for f in assignment.files)
             readme = STUDENT_README.format(title=assignment.title, id=assignment.id, submit=files,
                                            listing="\n".join(listing), wheel=wheel.name, files=files,
-                                           torch_index=TORCH_INDEX,
-                                           first=assignment.files[0].name)
+                                           torch_index=TORCH_INDEX, first=assignment.files[0].name)
             _write(zf, f"{top}/README.md", readme.encode())
         target.with_suffix(".zip.part").replace(target)
     return target

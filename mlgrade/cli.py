@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from mlgrade import assignments
+from mlgrade.course import COURSE_ENV, COURSE_FILE, CourseError, UnknownAssignment, open_course
 from mlgrade.results import earned, passed
 from mlgrade.terminal import PrintableConsole, printable
 
@@ -73,7 +73,7 @@ def _print_total(outcome) -> None:
 def cmd_run(args) -> int:
     from mlgrade.runner import grade
 
-    assignment = assignments.get(args.assignment)
+    assignment = open_course(args.course).get(args.assignment)
     # pytest's log is not echoed: its failure lines repeat the messages printed below, once
     outcome = grade(assignment, Path(args.submission), args.results)
     console.print(_table(outcome, f"{assignment.id}: {args.submission}"))
@@ -110,7 +110,7 @@ def _stage(assignment, files: list[str]) -> Path:
 def cmd_check(args) -> int:
     from mlgrade.runner import grade
 
-    assignment = assignments.get(args.assignment)
+    assignment = open_course(args.course).get(args.assignment)
     staged = _stage(assignment, args.files)
     try:
         outcome = grade(assignment, staged, None, public_only=True)
@@ -126,20 +126,38 @@ def cmd_check(args) -> int:
 def cmd_validate(args) -> int:
     from mlgrade.validate import validate
 
-    assignment = assignments.get(args.assignment)
+    assignment = open_course(args.course).get(args.assignment)
     report = validate(assignment, only=args.only, console=console)
     return 0 if report.ok else 1
 
 
 def cmd_list(args) -> int:
-    table = Table(title="mlgrade assignments", title_justify="left")
+    course = open_course(args.course)
+    table = Table(title=f"{escape(course.name)}: {course.root}", title_justify="left")
     for col in ("id", "files", "exercises", "graders"):
         table.add_column(col)
-    for a in assignments.catalogue():
+    for a in course.assignments():
         files = ", ".join(" or ".join(f.accept) for f in a.files)
         exercises = "\n".join(f"{k}: {', '.join(v)}" for k, v in a.exercises.items())
         table.add_row(a.id, files, exercises, "yes" if a.has_graders() else "public checks only")
     console.print(table)
+    return 0
+
+
+def cmd_new(args) -> int:
+    from mlgrade import scaffold
+
+    if args.what == "course":
+        root = scaffold.new_course(Path(args.name), args.title)
+        console.print(f"made the course {escape(str(root))}: next, `cd {escape(str(root))}` and "
+                      "`mlgrade new assignment hw1`")
+        return 0
+    course = open_course(args.course)
+    made = scaffold.new_assignment(course, args.name, args.title)
+    for path in made:
+        console.print(f"wrote {escape(str(path.relative_to(course.root)))}")
+    console.print(f"next: write your solution in reference/{args.name}/, then `mlgrade template {args.name}`, "
+                  f"`mlgrade validate {args.name}`, `mlgrade build {args.name}` (README: Your own course)")
     return 0
 
 
@@ -152,7 +170,7 @@ def cmd_setup_worker(args) -> int:
 def cmd_build(args) -> int:
     from mlgrade import build
 
-    assignment = assignments.get(args.assignment)
+    assignment = open_course(args.course).get(args.assignment)
     if args.student:
         path = build.build_student(assignment, Path(args.output))
     else:
@@ -164,7 +182,7 @@ def cmd_build(args) -> int:
 def cmd_template(args) -> int:
     from mlgrade import template
 
-    assignment = assignments.get(args.assignment)
+    assignment = open_course(args.course).get(args.assignment)
     try:
         if args.check:
             problems = template.stale(assignment)
@@ -184,7 +202,7 @@ def cmd_template(args) -> int:
 def cmd_grade(args) -> int:
     from mlgrade.batch import ExportError, grade_class
 
-    assignment = assignments.get(args.assignment)
+    assignment = open_course(args.course).get(args.assignment)
     cluster = None
     if args.scheduler:  # only then is Dask imported: the local pool needs none of it
         from mlgrade.cluster import ClusterError, client_security, connect
@@ -247,40 +265,58 @@ def _unsafe_option(p) -> None:
                         "expected answers. Only for code you trust; without it such a grading gives no score")
 
 
+def _course_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--course", metavar="DIR",
+                        help=f"the course folder (default: ${COURSE_ENV}, else the first folder from here upward "
+                             f"that holds {COURSE_FILE})")
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlgrade", description="Sandboxed autograder for ML homework.")
+    parser = argparse.ArgumentParser(
+        prog="mlgrade", description="Sandboxed autograder for ML homework.",
+        epilog=f"A course is a folder with {COURSE_FILE} at its root (mlgrade new course DIR); commands find it "
+               "from the current folder upward, or take --course DIR.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="grade one submission folder and write results.json")
+    in_course = [_course_parent()]
+    p = sub.add_parser("run", parents=in_course, help="grade one submission folder and write results.json")
     p.add_argument("assignment")
     p.add_argument("submission")
     p.add_argument("--results", default="results.json", help="where to write results.json (default ./results.json)")
     p.add_argument("-v", "--verbose", action="store_true", help="show failure messages and pytest's log")
     _unsafe_option(p)
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("check", help="student self-check: public checks on your files")
+    p = sub.add_parser("check", parents=in_course, help="student self-check: public checks on your files")
     p.add_argument("assignment")
     p.add_argument("files", nargs="*", help="your files (default: the assignment's files in this folder)")
     p.set_defaults(func=cmd_check)
-    p = sub.add_parser("validate", help="reference 100%%, template 0%%, every mutant caught")
+    p = sub.add_parser("validate", parents=in_course, help="reference 100%%, template 0%%, every mutant caught")
     p.add_argument("assignment")
     p.add_argument("--only", help="run only mutants whose name contains this")
     p.set_defaults(func=cmd_validate)
-    p = sub.add_parser("list", help="assignments and their exercises")
+    p = sub.add_parser("list", parents=in_course, help="assignments and their exercises")
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser("new", help="make a course folder, or an assignment in a course (a working scaffold)")
+    p.add_argument("what", choices=["course", "assignment"])
+    p.add_argument("name", help="course: the folder to make; assignment: its id (such as hw1)")
+    p.add_argument("--course", metavar="DIR", help="for an assignment: the course (default: found from here upward)")
+    p.add_argument("--title", help="the course's name or the assignment's title")
+    p.set_defaults(func=cmd_new)
     p = sub.add_parser("setup-worker", help="as root: create the worker user and let it run this Python")
     p.set_defaults(func=cmd_setup_worker)
-    p = sub.add_parser("build", help="the Gradescope autograder zip, or with --student the student bundle")
+    p = sub.add_parser("build", parents=in_course, help="the Gradescope autograder zip, or with --student the student bundle")
     p.add_argument("assignment")
     p.add_argument("-o", "--output", default="dist", help="output folder (default ./dist)")
     p.add_argument("--student", action="store_true", help="build the student bundle instead")
     p.add_argument("--wheelhouse", help="folder of wheels to ship in the zip (setup.sh installs from it, offline)")
     p.set_defaults(func=cmd_build)
-    p = sub.add_parser("template", help="generate the student template from the reference's marked solution")
+    p = sub.add_parser("template", parents=in_course, help="generate the student template from the reference's marked solution")
     p.add_argument("assignment")
     p.add_argument("-o", "--output", help="output folder (default student_template/<id>)")
     p.add_argument("--check", action="store_true", help="only say whether the committed template is up to date")
     p.set_defaults(func=cmd_template)
-    p = sub.add_parser("grade", help="grade a whole class: a folder of submissions or Gradescope's export zip")
+    p = sub.add_parser("grade", parents=in_course, help="grade a whole class: a folder of submissions or Gradescope's export zip")
     p.add_argument("assignment")
     p.add_argument("submissions", help="folder with one folder or file per student, or Gradescope's export zip")
     p.add_argument("-j", "--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="grading processes")
@@ -318,8 +354,8 @@ def main(argv=None) -> int:
         os.environ[UNSAFE_ENV] = "1"  # read by every grading, in batch pool processes too
     try:
         return args.func(args)
-    except (assignments.UnknownAssignment, FileNotFoundError) as exc:
-        console.print(f"[red]mlgrade: {exc}[/]")
+    except (CourseError, UnknownAssignment, FileNotFoundError) as exc:
+        console.print(f"[red]mlgrade: {escape(str(exc))}[/]")
         return 2
 
 

@@ -3,10 +3,10 @@
 The client (:class:`Cluster`, in ``mlgrade grade``) stages and records exactly as the local pool
 does (:func:`mlgrade.batch.grade_class`); only the grading of each submission moves. It sends:
 
-- the assignment bundle once per run (the graders and reference as a zip, in a worker plugin
+- the assignment bundle once per run (a course of one assignment, graders and reference included, as a zip, in a worker plugin
   that the scheduler gives every worker, present and future): a worker extracts it into a
   private folder named after its hash, never from anything a student sent, and refuses it
-  unless its own mlgrade and contract match the client's;
+  unless its own mlgrade matches the client's;
 - each submission as one task: the contract's files as bytes (each within the loader's limit),
   with retries off (a retry re-runs hostile code).
 
@@ -59,9 +59,8 @@ from dask._task_spec import Task
 from distributed import Client, Security, WorkerPlugin, as_completed, get_worker
 from distributed.core import error_message
 
-from mlgrade import assignments
-from mlgrade.assignments import Assignment
-from mlgrade.batch import MSG_RAISED, MSG_TIMEOUT, Failure, Submission, grade_one, report, tree_hash
+from mlgrade.course import Assignment, open_course
+from mlgrade.batch import MSG_RAISED, MSG_TIMEOUT, Failure, Submission, grade_one, report
 from mlgrade.loading import MAX_SOURCE_BYTES
 
 __all__ = ["Cluster", "ClusterError", "client_security", "connect", "dask_setup"]
@@ -299,7 +298,7 @@ def connect(address: str, assignment: Assignment, security: Security | None = No
         _check_memory(client, assignment)
         try:
             client.register_plugin(plugin, name=plugin.name)
-        except Exception as exc:  # a worker's setup refused it: its mlgrade or contract differs
+        except Exception as exc:  # a worker's setup refused it: its mlgrade differs
             raise ClusterError(MSG_PLUGIN_REFUSED.format(error=f"{type(exc).__name__}: {str(exc)[:300]}")) from None
     except ClusterError:
         client.close()
@@ -353,29 +352,20 @@ def local_cluster(n_workers: int = 2, security: Security | None = None, **kwargs
                                         dashboard_address=":0", **kwargs)
 
 
-# --- the assignment bundle: graders and reference, from the client --------------------------------
-
-def _package_digest(assignment: Assignment) -> str:
-    return tree_hash([assignment.package_dir]).hexdigest()
-
+# --- the assignment bundle: a course of one assignment, from the client --------------------------------
 
 def make_bundle(assignment: Assignment) -> bytes:
-    """The graders and reference of ``assignment`` as a zip (the same bytes for the same files),
-    with the mlgrade version and contract it was made with."""
-    manifest = {"assignment": assignment.id, "mlgrade": importlib.metadata.version("mlgrade"),
-                "package": _package_digest(assignment)}
+    """The assignment as a course of one assignment (its graders and reference included), as a zip
+    (the same bytes for the same files), with the mlgrade version it was made with."""
+    manifest = {"assignment": assignment.id, "mlgrade": importlib.metadata.version("mlgrade")}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(zipfile.ZipInfo(BUNDLE_MANIFEST, (1980, 1, 1, 0, 0, 0)), json.dumps(manifest, sort_keys=True))
-        for folder in (assignment.graders_dir, assignment.reference_dir):
-            if folder is None or not folder.is_dir():
-                continue
-            for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-                name = path.relative_to(assignment.root).as_posix()
-                zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), path.read_bytes())
+        for name, path in assignment.shipped_files(hidden=True):
+            zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), path.read_bytes())
     data = buffer.getvalue()
     if len(data) > MAX_BUNDLE_BYTES:
-        raise ClusterError(f"the graders and reference of {assignment.id} exceed {MAX_BUNDLE_BYTES >> 20} MB")
+        raise ClusterError(f"the course files of {assignment.id} exceed {MAX_BUNDLE_BYTES >> 20} MB")
     return data
 
 
@@ -392,8 +382,8 @@ def _private_dir(path: Path) -> Path:
 
 
 def _extract_bundle(bundle: bytes, target: Path) -> None:
-    """Unpack into ``target`` (made here, atomically): regular files under graders/ and
-    reference/ only, nothing outside, within the entry and size limits."""
+    """Unpack into ``target`` (made here, atomically): regular files only, nothing outside it,
+    within the entry and size limits."""
     scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
     try:
         with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
@@ -405,8 +395,8 @@ def _extract_bundle(bundle: bytes, target: Path) -> None:
                 parts = Path(info.filename).parts
                 if info.filename == BUNDLE_MANIFEST:
                     continue
-                if info.filename.startswith("/") or ".." in parts or not parts or parts[0] not in ("graders", "reference"):
-                    raise RuntimeError(MSG_BAD_BUNDLE.format(name=info.filename[:200], why="outside graders/ and reference/"))
+                if info.filename.startswith("/") or ".." in parts or not parts:
+                    raise RuntimeError(MSG_BAD_BUNDLE.format(name=info.filename[:200], why="outside the bundle's folder"))
                 if stat.S_IFMT(info.external_attr >> 16) not in (0, stat.S_IFREG) or info.is_dir():
                     raise RuntimeError(MSG_BAD_BUNDLE.format(name=info.filename[:200], why="not a regular file"))
                 data = zf.read(info)
@@ -426,8 +416,8 @@ def _extract_bundle(bundle: bytes, target: Path) -> None:
 
 
 class AssignmentPlugin(WorkerPlugin):
-    """Gives every worker, present and future, the graders and reference of one assignment:
-    unpacked at set-up (a worker whose mlgrade or contract differs refuses it there)."""
+    """Gives every worker, present and future, one assignment's course files (graders and reference
+    included): unpacked at set-up (a worker whose mlgrade differs refuses it there)."""
 
     def __init__(self, bundle: bytes, assignment_id: str):
         self.bundle, self.assignment_id = bundle, assignment_id
@@ -449,13 +439,11 @@ def _assignment(bundle: bytes, assignment_id: str) -> Assignment:
         target = base / digest[:32]
         if not target.is_dir():
             _extract_bundle(bundle, target)
-        assignment = assignments.get(assignment_id, target)
+        assignment = open_course(target).get(assignment_id)
         if manifest.get("assignment") != assignment_id:
             raise RuntimeError(f"the bundle is for {manifest.get('assignment')!r}, not {assignment_id!r}")
         if manifest.get("mlgrade") != importlib.metadata.version("mlgrade"):
             raise RuntimeError(MSG_ENGINE_MISMATCH.format(what=f"mlgrade {importlib.metadata.version('mlgrade')}"))
-        if manifest.get("package") != _package_digest(assignment):
-            raise RuntimeError(MSG_ENGINE_MISMATCH.format(what=f"contract of {assignment_id}"))
         _ASSIGNMENTS[digest] = assignment
     return _ASSIGNMENTS[digest]
 

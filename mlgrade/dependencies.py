@@ -2,11 +2,11 @@
 
 A grader that imports a package the grading machine lacks fails on every submission, and
 in an autograder zip it fails on Gradescope only. So an assignment declares the
-distributions its graders and reference import beyond the engine's own (``requires`` in
-``assignment.toml``); ``mlgrade build`` pins them into the zip, the package depends on them
-for instructors, and :func:`undeclared_imports` (run by ``mlgrade validate``) names any
-import that is neither the standard library, the engine's, a declared one, nor a file of
-the assignment itself.
+distributions its graders, reference and public checks import beyond the engine's own
+(``requires`` in ``assignment.toml``); ``mlgrade build`` pins them, and everything they and the
+engine pull in, into the zip (:func:`pinned_closure`), and :func:`undeclared_imports` (run by
+``mlgrade validate``) names any import that is neither the standard library, the engine's, a
+declared one, nor a file of the assignment or its course.
 """
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ import importlib.metadata
 import re
 import sys
 
-__all__ = ["distribution_name", "engine_requirements", "imported_modules", "pinned", "undeclared_imports"]
+__all__ = ["distribution_name", "engine_requirements", "imported_modules", "pinned", "pinned_closure",
+           "undeclared_imports"]
 
 EXTRA = re.compile(r"extra\s*==")
 MSG_UNDECLARED = ("{file} imports `{module}` ({distribution}), which {assignment} does not declare: "
-                  "add it to `requires` in assignment.toml (and to the package's dependencies)")
+                  "add it to `requires` in assignment.toml")
 
 
 def distribution_name(requirement: str) -> str:
@@ -29,19 +30,9 @@ def distribution_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def engine_requirements(own: bool = False) -> list[str]:
-    """mlgrade's runtime requirements (no extras), as the installed metadata states them.
-
-    ``own``: without those the package carries only because an assignment requires them
-    (the package installs every assignment's needs for instructors; a zip needs only its own).
-    """
-    reqs = [r for r in importlib.metadata.requires("mlgrade") or [] if not EXTRA.search(r)]
-    if not own:
-        return reqs
-    from mlgrade import assignments
-
-    for_assignments = {distribution_name(r) for a in assignments.catalogue() for r in a.requires}
-    return [r for r in reqs if distribution_name(r) not in for_assignments]
+def engine_requirements() -> list[str]:
+    """mlgrade's runtime requirements (no extras), as the installed metadata states them."""
+    return [r for r in importlib.metadata.requires("mlgrade") or [] if not EXTRA.search(r)]
 
 
 def pinned(requirements: list[str]) -> list[str]:
@@ -51,6 +42,26 @@ def pinned(requirements: list[str]) -> list[str]:
         name = distribution_name(req)
         pins[name] = f"{name}=={importlib.metadata.version(name).split('+')[0]}"
     return sorted(pins.values())
+
+
+def pinned_closure(requirements: list[str]) -> list[str]:
+    """:func:`pinned` of ``requirements`` and of everything they require in turn, as installed here
+    (environment markers evaluated for this machine): every distribution an install of them brings."""
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        name = distribution_name(req.name)
+        if name in seen or (req.marker and not req.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(name)
+        for extra in req.extras:  # e.g. a requirement on dask[distributed]
+            todo += [r for r in map(Requirement, importlib.metadata.requires(name) or [])
+                     if r.marker and r.marker.evaluate({"extra": extra})]
+        todo += [Requirement(r) for r in importlib.metadata.requires(name) or []]
+    return pinned(sorted(seen))
 
 
 def imported_modules(source: str) -> set[str]:
@@ -75,9 +86,10 @@ def _distributions_of(module: str) -> set[str]:
 
 def undeclared_imports(assignment) -> list[str]:
     """One message per import of the graders and reference that nothing declares."""
-    declared = {distribution_name(r) for r in [*engine_requirements(own=True), *assignment.requires]} | {"mlgrade"}
-    folders = [f for f in (assignment.graders_dir, assignment.reference_dir) if f and f.is_dir()]
-    local = {p.stem for folder in folders for p in folder.rglob("*.py")}
+    declared = {distribution_name(r) for r in [*engine_requirements(), *assignment.requires]} | {"mlgrade"}
+    folders = [f for f in (assignment.public_dir, assignment.graders_dir, assignment.reference_dir) if f.is_dir()]
+    local = {p.stem for folder in [*folders, *assignment.code_folders()] for p in folder.rglob("*.py")}
+    local.add(assignment.package)
     problems = []
     for folder in folders:
         for path in sorted(folder.rglob("*.py")):

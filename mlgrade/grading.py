@@ -1,11 +1,11 @@
 """What a grader file uses: the submission as a remote module, the reference, ``check``.
 
-    hw6 = student("hw6")            # calls run in the sandboxed worker
-    ref = reference("hw6.py")       # the reference, imported in the grading process
+    hw = student("hw")            # calls run in the sandboxed worker
+    ref = reference("hw.py")       # the reference, imported in the grading process
 
     @check("viterbi: three-urn worked example", weight=2)
     def test_viterbi_urns():
-        assert_close(hw6.viterbi(A, B, pi, O), ref.viterbi(A, B, pi, O), check_dtype="kind")
+        assert_close(hw.viterbi(A, B, pi, O), ref.viterbi(A, B, pi, O), check_dtype="kind")
 
 Every failure caused by the submission (not submitted, syntax error, missing name,
 exception, timeout, dead worker, a value that cannot travel) is a :class:`SubmissionError`

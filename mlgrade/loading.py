@@ -65,8 +65,8 @@ class LoadError:
 
 @dataclass
 class ModuleSource:
-    name: str  # module name in the worker, e.g. "hw6"
-    file: str  # the file as submitted, e.g. "hw6.ipynb"
+    name: str  # module name in the worker, e.g. "hw1"
+    file: str  # the file as submitted, e.g. "hw1.ipynb"
     chunks: list[tuple[str, str]] = field(default_factory=list)
     error: LoadError | None = None
     # top-level functions and classes that cannot be graded, with the message saying why: in a

@@ -1,7 +1,7 @@
 """Networks for graders: built in the worker from the grader's layers and parameters.
 
     enet = network(ENET_LAYERS, [p.detach() for p in reference_enet.parameters()])   # a Ref
-    loss, (enet_grads, gnet_grads) = parameter_grads(sheet10.err, x, m, z, gnet, enet, of=(4, 3))
+    loss, (enet_grads, gnet_grads) = parameter_grads(nb.err, x, m, z, gnet, enet, of=(4, 3))
 
 A submitted function that takes networks (``err(x, m, z, gnet, enet)``) is called with nets of
 the reference's architecture that the trusted probe :func:`mlgrade.probes.network` builds, so

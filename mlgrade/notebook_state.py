@@ -1,10 +1,10 @@
 """Notebook state for graders: globals a submitted function reads, objects the grader controls.
 
-    sheet11 = student("sheet11")
-    set_globals(sheet11, W=W, B=B, V=V)        # as the notebook's random cell would have
-    sheet11.backprop(X1, X2, T)                 # reads the W, B, V just set
+    nb = student("nb")
+    set_globals(nb, W=W, B=B, V=V)        # as the notebook's random cell would have
+    nb.backprop(X1, X2, T)                 # reads the W, B, V just set
     clf = linear_classifier(M)                  # a Ref: predict(X) = X flattened @ M, in the worker
-    sheet11.accuracy(clf, X, T, n=100)
+    nb.accuracy(clf, X, T, n=100)
 
 Both run trusted probes (:mod:`mlgrade.probes`) beside the submission; values go in as data,
 and nothing the student defined is constructed or returned. ``reference_notebook`` imports a
@@ -57,7 +57,7 @@ def reference_notebook(file_name: str, memo: bool = True):
             raise FileNotFoundError(f"reference notebook {path}: {source.error.message}")
         module = types.ModuleType(key)
         module.__file__ = str(path)
-        helpers = {Path(name).stem: assignment.package_dir / name for name in getattr(assignment, "helpers", [])}
+        helpers = {Path(name).stem: assignment.helper_path(name) for name in getattr(assignment, "helpers", [])}
         saved = {name: sys.modules.get(name) for name in helpers}
         try:
             for name, helper in helpers.items():
@@ -78,5 +78,6 @@ def reference_notebook(file_name: str, memo: bool = True):
 def _import_helper(name: str, path: Path) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__file__ = str(path)
+    sys.modules[name] = module  # as an import does: a dataclass in it looks its module up there
     exec(compile(path.read_text(), str(path), "exec", dont_inherit=True), module.__dict__)
     return module

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from mlgrade.credit import Credit, Parts
 from mlgrade.grading import VISIBILITIES, GradingSession, SubmissionError, set_current
 from mlgrade.sandbox import EngineFailure
 
@@ -51,13 +52,6 @@ class TestResult:
     fraction: float | None = None  # partial credit declared by the test
     output: str = ""
     nodeid: str = ""
-
-
-@dataclass
-class Credit:
-    """Partial credit: a test sets ``credit.fraction`` (0..1) before it may fail."""
-
-    fraction: float | None = None
 
 
 def score(results: list[TestResult]) -> tuple[float, float]:
@@ -194,9 +188,13 @@ class GradescopePlugin:
 
     @pytest.fixture
     def credit(self, request) -> Credit:
-        c = Credit()
-        request.node.stash[CREDIT] = c
-        return c
+        return request.node.stash.setdefault(CREDIT, Credit())
+
+    @pytest.fixture
+    def parts(self, request) -> Parts:
+        """``with parts(0.5, "lambda = 1"):``: partial credit by part (:mod:`mlgrade.credit`)."""
+        request.node.stash[PARTS] = Parts(request.node.stash.setdefault(CREDIT, Credit()))
+        return request.node.stash[PARTS]
 
     # -- hooks ---------------------------------------------------------------------------
 
@@ -247,6 +245,14 @@ class GradescopePlugin:
 
     def pytest_runtest_setup(self, item):
         self.session.begin_test()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_pyfunc_call(self, pyfuncitem):
+        result = yield
+        parts = pyfuncitem.stash.get(PARTS, None)
+        if parts is not None:
+            parts.finish()  # the failed parts fail the test, in its call phase
+        return result
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -301,3 +307,4 @@ class GradescopePlugin:
 
 
 CREDIT = pytest.StashKey[Credit]()
+PARTS = pytest.StashKey[Parts]()

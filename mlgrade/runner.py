@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgrade.assignments import Assignment
+from mlgrade.course import Assignment
 from mlgrade.grading import GradingSession
 from mlgrade.results import GradescopePlugin, TestResult, engine_failure, is_engine_failure, to_gradescope, write_results
 from mlgrade.forkserver import Zygote, grading_started
@@ -170,15 +170,17 @@ def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, 
             "-p", "no:cacheprovider", "--assert=plain", "-q", "--tb=line", "-rN",
             # its end-of-session gc.collect() x5 costs ~1 s per submission in a process holding torch
             "-p", "no:unraisableexception",
-            f"--confcutdir={assignment.graders_dir or assignment.package_dir}"]
+            f"--confcutdir={assignment.public_dir if public_only else assignment.graders_dir}"]
     buffer = io.StringIO()
     grading_started()  # the graders and the reference are imported from here on
     # only our plugin: installed pytest plugins neither slow grading down nor change it
     autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
-        # echoed, pytest's own lines carry the student's messages: filtered as all terminal text is
-        with contextlib.redirect_stdout(PrintableStream(sys.stdout) if echo else buffer), \
+        # `from <package> import oracles` and `import utils` in graders and public checks; echoed,
+        # pytest's own lines carry the student's messages: filtered as all terminal text is
+        with assignment.importable(), \
+                contextlib.redirect_stdout(PrintableStream(sys.stdout) if echo else buffer), \
                 contextlib.redirect_stderr(PrintableStream(sys.stderr) if echo else buffer):
             exit_code = pytest.main(args, plugins=[plugin])
     finally:

@@ -208,7 +208,7 @@ def stale(assignment) -> list[str]:
     problems = []
     for name, data in generate(assignment).items():
         path = Path(assignment.template_dir) / name
-        shown = path.relative_to(assignment.root) if assignment.root else path
+        shown = path.relative_to(assignment.course.root)
         if not path.is_file():
             problems.append(MSG_MISSING.format(path=shown, id=assignment.id))
         elif path.read_bytes() != data:

@@ -8,8 +8,11 @@ so the tests use a user of their own, ``mlgrade-tests``, when it exists
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,21 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_USER = "mlgrade-tests"
 # the corpora are submissions, not tests: tests/hostile/conftest_ini/conftest.py must never be collected
 collect_ignore = ["hostile", "broken"]
+
+
+def relocated(assignment, graders: Path | None = None, public_checks: bool = True, **changes):
+    """``assignment`` with its graders read from ``graders`` (its ``<id>`` folder) and, unless
+    ``public_checks``, without its public checks: a test's own graders against the real reference.
+    Moved through the course's layout, as an instructor's course file would move them."""
+    layout = dict(assignment.course.layout)
+    if graders is not None:
+        layout["graders"] = str(Path(graders).parent)  # absolute: the course root / it is it
+    if not public_checks:
+        public = Path(tempfile.mkdtemp(prefix="mlgrade-public-")) / assignment.id
+        shutil.copytree(assignment.public_dir, public, ignore=shutil.ignore_patterns("test_public*"))
+        layout["assignments"] = str(public.parent)
+    course = dataclasses.replace(assignment.course, layout=layout)
+    return dataclasses.replace(assignment, course=course, **changes)
 
 
 def _test_user() -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from mlgrade import assignments
+from mlgrade.course import open_course
 from mlgrade import batch
 from mlgrade.batch import ExportError, Failure, Submission, _Pool, _run, discover, grade_class
 from mlgrade.scores import write_scores
@@ -29,7 +29,7 @@ from mlgrade.terminal import printable
 from mlgrade.validate import apply_mutant, load_mutants
 
 ROOT = Path(__file__).resolve().parent.parent
-A = assignments.get("ml-hw6", ROOT)
+A = open_course(ROOT).get("ml-hw6")
 REF = A.reference_dir / "hw6.py"
 TEMPLATE_NB = A.template_dir / "hw6.ipynb"
 
@@ -280,7 +280,7 @@ def test_engine_failure_is_no_score(tmp_path):
     root = tmp_path / "root"
     (root / "graders" / "ml-hw6").mkdir(parents=True)
     (root / "graders" / "ml-hw6" / "test_broken.py").write_text("def test_batchnorm_forward(:\n")
-    broken = assignments.get("ml-hw6", root)
+    broken = open_course(root).get("ml-hw6")
     (tmp_path / "subs" / "alice").mkdir(parents=True)
     shutil.copy(REF, tmp_path / "subs" / "alice" / "hw6.py")
     out = tmp_path / "out"

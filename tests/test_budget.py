@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgrade import assignments
+from mlgrade.course import open_course
 from mlgrade.budget import TimeBudget
 from mlgrade.runner import grade
 from conftest import REPO
@@ -24,7 +24,7 @@ WALL_BOUND = 150.0  # seconds; the goal on a quiet 2-core machine is 90 s (see t
 
 @pytest.fixture(scope="module")
 def hw6():
-    return assignments.get("ml-hw6", root=REPO)
+    return open_course(REPO).get("ml-hw6")
 
 
 def _graded(assignment, submission: Path, out: Path) -> tuple[dict, float]:

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from mlgrade import assignments
+from mlgrade.course import open_course
 from mlgrade.build import build_autograder, build_student, build_wheel, function_bodies, notebook_source
 
 ROOT = Path(__file__).resolve().parent.parent
-IDS = [a.id for a in assignments.catalogue(ROOT)]
+IDS = [a.id for a in open_course(ROOT).assignments()]
 
 
 def _assignment(aid):
-    return assignments.get(aid, ROOT)
+    return open_course(ROOT).get(aid)
 
 
 def reference_bodies(a) -> dict[str, str]:
@@ -93,12 +93,14 @@ def test_student_bundle_has_no_reference(aid, tmp_path):
     # the templates (py and ipynb) and helper modules, the README, the engine
     for template in sorted(p for p in a.template_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         assert f"{aid}/{aid}/{template.relative_to(a.template_dir).as_posix()}" in names
-    for public in a.public_tests():
-        assert f"{aid}/public_checks/{public.name}" in names
-    for helper in a.helpers:  # next to the template, as the package (and the autograder) has it
-        assert dict(items)[f"{aid}/{aid}/{helper}"] == (a.package_dir / helper).read_bytes()
+    for public in a.public_tests():  # a course of one assignment: `mlgrade check` finds it from the work folder
+        assert f"{aid}/assignments/{aid}/{public.name}" in names
+    assert f"{aid}/mlgrade-course.toml" in names and f"{aid}/assignments/{aid}/assignment.toml" in names
+    for helper in a.helpers:  # next to the template, as the autograder loads it
+        assert dict(items)[f"{aid}/{aid}/{helper}"] == a.helper_path(helper).read_bytes()
     readme = dict(items)[f"{aid}/README.md"].decode()
-    assert f"mlgrade check {aid}" in readme and "pip install mlgrade-" in readme
+    assert f"mlgrade check {aid}" in readme and "pip install mlgrade-" in readme and "-r requirements.txt" in readme
+    assert dict(items)[f"{aid}/requirements.txt"].decode().split() == a.requires
     assert any(n.endswith(".whl") for n in names)
     # no reference file, by name or content
     ref_files = {p.read_bytes() for p in a.reference_dir.rglob("*") if p.is_file()}
@@ -112,8 +114,9 @@ def test_wheel_ships_no_reference_and_no_hidden_test(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         items = [(n, zf.read(n)) for n in names]
-    assert "mlgrade/runner.py" in names and "mlgrade/assignments/ml_hw6/assignment.toml" in names
-    for part in ("graders/", "reference/", "student_template/", "tests/"):
+    assert "mlgrade/runner.py" in names and "mlgrade/course.py" in names
+    assert not [n for n in names if n.endswith("assignment.toml") or "test_public" in n]  # no course in the engine
+    for part in ("graders/", "reference/", "student_template/", "tests/", "assignments/"):
         assert not [n for n in names if part in n], part
     hidden = {p.read_bytes() for aid in IDS for d in ("graders", "reference")
               for p in (ROOT / d / aid).rglob("*") if p.is_file()}
@@ -135,12 +138,14 @@ def test_autograder_zip_contents(autograder_zip):
         run = zf.read("run_autograder").decode()
         reqs = zf.read("requirements.txt").decode().split()
         modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in zf.infolist()}
-        graders = {p.relative_to(a.root).as_posix(): p.read_bytes() for p in a.graders_dir.rglob("*.py")}
+        graders = {p.relative_to(a.course.root).as_posix(): p.read_bytes() for p in a.graders_dir.rglob("*.py")}
         for name, data in graders.items():
             assert zf.read(name) == data
         for p in a.reference_dir.glob("*.py"):
             assert zf.read(f"reference/ml-hw6/{p.name}") == p.read_bytes()
-    assert {"setup.sh", "run_autograder", "requirements.txt"} <= names
+    assert {"setup.sh", "run_autograder", "requirements.txt", "mlgrade-course.toml", "assignments/ml-hw6/assignment.toml",
+            "assignments/ml-hw6/worked_examples.py"} <= names
+    assert not [n for n in names if n.startswith("assignments/") and not n.startswith("assignments/ml-hw6/")]
     assert [n for n in names if n.startswith("mlgrade-") and n.endswith(".whl")]
     assert not [n for n in names if n.startswith(("tests/", "student_template/")) or "__pycache__" in n]
     assert modes["setup.sh"] == 0o755 and modes["run_autograder"] == 0o755
@@ -150,7 +155,8 @@ def test_autograder_zip_contents(autograder_zip):
     assert '--no-index --find-links "$SRC/wheelhouse"' in setup
     assert "python3-venv" in setup and "useradd --system" in setup and "bin/mlgrade\" setup-worker" in setup and "setpriv --reuid" in setup
     # run_autograder: the engine on the submission, Gradescope's paths
-    assert "export MLGRADE_ROOT=/autograder/source" in run
+    assert "export MLGRADE_COURSE=/autograder/source" in run
+    assert "for d in graders reference tests data; do" in setup  # the course's one list of hidden folders
     assert "mlgrade run ml-hw6 /autograder/submission --results \"$RESULTS\"" in run
     assert "RESULTS=/autograder/results/results.json" in run
     for script in ("setup.sh", "run_autograder"):

@@ -36,7 +36,7 @@ def test_run_exits_zero_for_a_broken_submission(tmp_path):
 
 def test_check_works_from_a_copy_of_the_template_alone(tmp_path):
     shutil.copy(ROOT / "student_template" / "ml-hw6" / "hw6.ipynb", tmp_path / "hw6.ipynb")
-    proc = mlgrade("check", "ml-hw6", cwd=tmp_path)
+    proc = mlgrade("check", "ml-hw6", "--course", str(ROOT), cwd=tmp_path)
     assert proc.returncode == 1  # public checks fail on the blank template
     assert "public checks" in proc.stdout
     assert "is not implemented yet" in proc.stdout
@@ -45,9 +45,16 @@ def test_check_works_from_a_copy_of_the_template_alone(tmp_path):
 
 def test_check_passes_on_a_correct_notebook(tmp_path):
     shutil.copy(ROOT / "examples" / "ml-hw6" / "alice" / "hw6.ipynb", tmp_path / "hw6.ipynb")
-    proc = mlgrade("check", "ml-hw6", cwd=tmp_path)
+    proc = mlgrade("check", "ml-hw6", "--course", str(ROOT), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout
     assert "Graded hw6.ipynb" in proc.stdout
+
+
+def test_outside_any_course_a_command_says_how_to_name_one(tmp_path):
+    proc = mlgrade("check", "ml-hw6", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert " ".join(proc.stdout.split()).startswith(
+        f"mlgrade: no mlgrade course here: no mlgrade-course.toml in {tmp_path} or above it. Give one with --course DIR")
 
 
 def test_list_names_every_assignment():

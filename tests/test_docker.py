@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgrade import assignments
+from mlgrade.course import open_course
 from mlgrade.build import build_autograder, pinned_requirements
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ for path in ("/autograder/source/reference/{id}", "/autograder/source/graders/{i
 while True:
     pass
 '''
-IDS = [a.id for a in assignments.catalogue(ROOT) if a.has_graders()]
+IDS = [a.id for a in open_course(ROOT).assignments() if a.has_graders()]
 
 
 def _engine_up() -> bool:
@@ -72,7 +72,7 @@ def docker_engine():
 def _wheelhouse() -> Path:
     """pip download the pinned dependencies once (cached; a second run only checks)."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
-    reqs = sorted({pin for aid in IDS for pin in pinned_requirements(assignments.get(aid, ROOT))})
+    reqs = sorted({pin for aid in IDS for pin in pinned_requirements(open_course(ROOT).get(aid))})
     stamp = WHEELHOUSE / ".requirements"
     if stamp.is_file() and stamp.read_text() == "\n".join(reqs):
         return WHEELHOUSE
@@ -86,7 +86,7 @@ def _wheelhouse() -> Path:
 
 @pytest.fixture(scope="module", params=IDS)
 def image_zip(request, docker_engine, tmp_path_factory) -> tuple[str, Path]:
-    a = assignments.get(request.param, ROOT)
+    a = open_course(ROOT).get(request.param)
     return a.id, build_autograder(a, tmp_path_factory.mktemp("dist"), wheelhouse=_wheelhouse())
 
 
@@ -120,7 +120,7 @@ def _submission(folder: Path, source: Path, files) -> Path:
 
 def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
     aid, zip_path = image_zip
-    a = assignments.get(aid, ROOT)
+    a = open_course(ROOT).get(aid)
     timings = {}
     ref = _submission(tmp_path / "ref", a.reference_dir, a.files)
     res, timings["reference (incl. build if needed)"] = grade(zip_path, ref, tmp_path / "out-ref")

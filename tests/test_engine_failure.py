@@ -11,13 +11,14 @@ import shutil
 
 import pytest
 
-from mlgrade import assignments, cli, containment
+from mlgrade import cli, containment
+from mlgrade.course import open_course
 from mlgrade.results import is_engine_failure
 from mlgrade.runner import grade
 from mlgrade.containment import required_missing
 from mlgrade.forkserver import Zygote
 from mlgrade.sandbox import EngineFailure, Sandbox
-from conftest import REPO
+from conftest import REPO, relocated
 
 NOT_GRADED = "The autograder itself failed (the instructor has the details). No score was given:"
 
@@ -41,7 +42,7 @@ def test_a_worker_that_cannot_start_gives_no_score(hw6_reference, tmp_path):
     out = tmp_path / "results.json"
     zygote = _stopped_fork_server()
     try:
-        outcome = grade(assignments.get("ml-hw6", REPO), hw6_reference, str(out), zygote=zygote)
+        outcome = grade(open_course(REPO).get("ml-hw6"), hw6_reference, str(out), zygote=zygote)
     finally:
         zygote.close()
     results = json.loads(out.read_text())
@@ -89,18 +90,7 @@ def test_a_grader_error_gives_no_score(hw6_reference, tmp_path):
         "@check('kl_loss: fine')\ndef test_fine():\n    assert True\n\n"
         "@check('viterbi: a grader bug')\ndef test_bug():\n    {}['missing']\n")
 
-    class Elsewhere(assignments.Assignment):
-        @property
-        def graders_dir(self):
-            return graders
-
-        def public_tests(self):
-            return []
-
-    import dataclasses
-
-    real = assignments.get("ml-hw6", REPO)
-    a = Elsewhere(**{f.name: getattr(real, f.name) for f in dataclasses.fields(real)})
+    a = relocated(open_course(REPO).get("ml-hw6"), graders, public_checks=False)
     outcome = grade(a, hw6_reference, str(tmp_path / "r.json"))
     assert not outcome.graded
     assert outcome.results["output"] == NOT_GRADED + " 1 test(s) hit an error in the grader"

@@ -123,10 +123,10 @@ def test_after_grading_started_the_fork_server_is_started_fresh(tmp_path):
 
 
 def test_the_fork_server_preloads_the_templates_installed_libraries(tmp_path, monkeypatch):
-    from mlgrade import assignments
+    from mlgrade.course import open_course
     from mlgrade.runner import template_imports
 
-    hw6 = assignments.get("ml-hw6", REPO)
+    hw6 = open_course(REPO).get("ml-hw6")
     assert template_imports(hw6) == ["numpy", "torch", "cvxopt", "scipy.special"]
     # a file of that name found first on the path (the current folder of `python -m`) is not imported
     (tmp_path / "cvxopt.py").write_text("raise SystemExit('imported into the grading process')\n")

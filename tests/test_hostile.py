@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from mlgrade import assignments
+from mlgrade.course import open_course
 from mlgrade.runner import grade
 from mlgrade.validate import apply_mutant, load_mutant
-from conftest import REPO, pids_of_uid
+from conftest import REPO, pids_of_uid, relocated
 
 HOSTILE = Path(__file__).with_name("hostile")
 BROKEN = Path(__file__).with_name("broken")
@@ -184,17 +184,6 @@ BROKEN_CASES = {
 }
 
 
-class HostileAssignment(assignments.Assignment):
-    """ml-hw6 as shipped (root, reference, protected paths), with the compact graders."""
-
-    @property
-    def graders_dir(self):
-        return self.extra["graders"]
-
-    def public_tests(self):
-        return []
-
-
 DECOY = Path("/srv/mlgrade-decoy")  # read_reference globs for it
 
 
@@ -217,13 +206,13 @@ def decoy(worker_uid):
 
 @pytest.fixture(scope="module")
 def assignment(tmp_path_factory, worker_uid, decoy):
-    real = assignments.get("ml-hw6", root=REPO)
+    real = open_course(REPO).get("ml-hw6")
     graders = tmp_path_factory.mktemp("hostile-graders") / "ml-hw6"
     graders.mkdir()
     (graders / "test_hostile_graders.py").write_text(HOSTILE_GRADERS)
     limits = dataclasses.replace(real.limits, call_timeout=4, load_timeout=20)
-    fields = {f.name: getattr(real, f.name) for f in dataclasses.fields(real)}
-    return HostileAssignment(**{**fields, "limits": limits, "extra": {"graders": graders}})
+    # ml-hw6 as shipped (course, reference, protected paths), with the compact graders
+    return relocated(real, graders, public_checks=False, limits=limits)
 
 
 @dataclass

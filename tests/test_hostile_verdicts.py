@@ -17,10 +17,10 @@ import shutil
 
 import pytest
 
-from mlgrade import assignments
+from mlgrade.course import open_course
 from mlgrade.runner import grade
-from conftest import REPO
-from test_hostile import HOSTILE, HOSTILE_GRADERS, WRONG_STUBS, HostileAssignment
+from conftest import REPO, relocated
+from test_hostile import HOSTILE, HOSTILE_GRADERS, WRONG_STUBS
 
 REAL_GRADERS = REPO / "graders" / "ml-hw6"
 CALL_GRADER = '''"""The .call form of assert_unchanged, beside tests/test_hostile.py's compact graders."""
@@ -72,11 +72,10 @@ def _graders(folder, disarm_refuse: bool):
 
 
 def _assignment(tmp_path_factory, name: str, disarm_refuse: bool):
-    real = assignments.get("ml-hw6", root=REPO)
+    real = open_course(REPO).get("ml-hw6")
     graders = _graders(tmp_path_factory.mktemp(name) / "ml-hw6", disarm_refuse)
     limits = dataclasses.replace(real.limits, call_timeout=30, load_timeout=30)
-    fields = {f.name: getattr(real, f.name) for f in dataclasses.fields(real)}
-    return HostileAssignment(**{**fields, "limits": limits, "extra": {"graders": graders}})
+    return relocated(real, graders, public_checks=False, limits=limits)
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from mlgrade import assignments
+from mlgrade.course import open_course
 from mlgrade.runner import grade
 from conftest import REPO
 
-IDS = [a.id for a in assignments.catalogue(REPO) if a.has_graders()]
+IDS = [a.id for a in open_course(REPO).assignments() if a.has_graders()]
 SKIP = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "dist", "out", ".pytest_cache")
 
 
@@ -59,7 +59,7 @@ def test_a_fresh_install_grades_the_reference_at_full_marks(installed, assignmen
 
 def test_the_examples_grade_under_tmp_as_in_the_checkout(installed, tmp_path):
     _, project = installed
-    hw6 = assignments.get("ml-hw6", REPO)
+    hw6 = open_course(REPO).get("ml-hw6")
     for example in sorted(p for p in (project / "examples" / "ml-hw6").iterdir() if p.is_dir()):
         here = _run(installed, "ml-hw6", example, tmp_path / f"{example.name}.json")
         there = grade(hw6, REPO / "examples" / "ml-hw6" / example.name).results

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgrade import assignments
+from mlgrade.course import open_course
 from mlgrade.results import earned
 from mlgrade.runner import grade
 
@@ -35,7 +35,7 @@ def notebook_with(tmp_path: Path, replace: str, lines: list[str]) -> Path:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     folder = notebook_with(tmp_path_factory.mktemp("divided"), RIGHT, WRONG)
-    return grade(assignments.get("ml1-sheet11", ROOT), folder).tests
+    return grade(open_course(ROOT).get("ml1-sheet11"), folder).tests
 
 
 def by_exercise(tests, prefix):

@@ -15,12 +15,12 @@ from urllib.parse import unquote
 
 import pytest
 
-from mlgrade import assignments
 from mlgrade.batch import grade_class
+from mlgrade.course import open_course
 from mlgrade.report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
-A = assignments.get("ml-hw6", ROOT)
+A = open_course(ROOT).get("ml-hw6")
 
 
 class Page(HTMLParser):

@@ -13,14 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from mlgrade.assignments import Assignment, FileSpec
+from mlgrade.course import open_course
 from mlgrade.results import TestResult as Result
 from mlgrade.results import passed, score, to_gradescope, write_results
 from mlgrade.runner import grade
-from mlgrade.limits import Limits
 
 SUBMISSION = "def double(x):\n    return 2 * x\n\ndef half(x):\n    return x / 2\n"
 HEADER = "from mlgrade import assert_close, check, student\nhw = student('hw')\n"
+TOY_CONTRACT = """id = "toy"
+title = "toy"
+[[files]]
+name = "hw.py"
+[exercises]
+doubling = ["double", "half"]
+[limits]
+call_timeout = 10
+load_timeout = 30
+"""
 
 
 class Graded:
@@ -29,15 +38,14 @@ class Graded:
         (root / "graders" / "toy").mkdir(parents=True)
         # a file name of its own: pytest may keep an earlier test_toy module of the same name
         (root / "graders" / "toy" / f"test_toy_{tmp_path.name}.py").write_text(HEADER + textwrap.dedent(graders))
-        package = tmp_path / "package"
-        package.mkdir()
+        (root / "mlgrade-course.toml").write_text('[course]\nname = "toy course"\n')
+        (root / "assignments" / "toy").mkdir(parents=True)
+        (root / "assignments" / "toy" / "assignment.toml").write_text(TOY_CONTRACT)
         sub = tmp_path / "submission"
         sub.mkdir()
         if submission is not None:
             (sub / "hw.py").write_text(submission)
-        self.assignment = Assignment(
-            id="toy", title="toy", files=[FileSpec("hw.py", ("hw.py",))], exercises={"doubling": ["double", "half"]},
-            limits=Limits(call_timeout=10, load_timeout=30), reference_modules=set(), package_dir=package, root=root)
+        self.assignment = open_course(root).get("toy")
         self.path = tmp_path / "results" / "results.json"
         self.outcome = grade(self.assignment, sub, str(self.path))
         self.results = json.loads(self.path.read_text())

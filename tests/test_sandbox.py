@@ -284,11 +284,11 @@ def test_a_protected_path_inside_the_view_is_masked():
 
 @needs_root
 def test_the_repository_is_hidden_from_the_worker():
-    from mlgrade import assignments
+    from mlgrade.course import open_course
 
     from conftest import REPO
 
-    protected = assignments.get("ml-hw6", root=REPO).protected_paths()
+    protected = open_course(REPO).get("ml-hw6").protected_paths()
     assert str(REPO / "reference") in protected and str(REPO / "graders") in protected
     with sandbox(protected=protected) as box:
         for folder in ("reference", "graders", "tests", "student_template"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mlgrade import assignments
+from mlgrade.course import open_course
 from mlgrade.runner import grade
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,7 +18,7 @@ MSG_ERR = ("err still calls `solution.err` (sheet10.ipynb, cell 12, line 4), the
 
 @pytest.fixture(scope="module")
 def sheet10():
-    return assignments.get("ml2-sheet10", ROOT)
+    return open_course(ROOT).get("ml2-sheet10")
 
 
 def test_a_notebook_still_calling_solution_err_loses_err_only(sheet10, tmp_path):

@@ -10,12 +10,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mlgrade import assignments
+from mlgrade.course import open_course
 from mlgrade.build import function_bodies, notebook_source
 from mlgrade.template import TemplateError, generate, notebook_from_percent, stale, strip_notebook, strip_source, write
 
 ROOT = Path(__file__).resolve().parent.parent
-GENERATED = [a.id for a in assignments.catalogue(ROOT) if a.template_sources]
+GENERATED = [a.id for a in open_course(ROOT).assignments() if a.template_sources]
 
 REFERENCE = '''import torch
 
@@ -114,8 +114,11 @@ def test_write_and_stale(tmp_path):
     (ref / "hw.py").write_text(REFERENCE)
     (ref / "utils.py").write_text("def helper():\n    return 1\n")
     nbformat.write(_notebook(), str(ref / "hw.ipynb"))
-    a = assignments.Assignment("hw", "t", [], {}, None, set(), tmp_path, root=tmp_path,
-                               template_sources=["hw.py", "hw.ipynb", "utils.py"])
+    (tmp_path / "mlgrade-course.toml").write_text("")
+    (tmp_path / "assignments" / "hw").mkdir(parents=True)
+    (tmp_path / "assignments" / "hw" / "assignment.toml").write_text(
+        'id = "hw"\ntitle = "t"\ntemplate = ["hw.py", "hw.ipynb", "utils.py"]\n[[files]]\nname = "hw.py"\n')
+    a = open_course(tmp_path).get("hw")
     assert stale(a) == [f"student_template/hw/{n} is missing: run `mlgrade template hw`" for n in ("hw.py", "hw.ipynb", "utils.py")]
     assert [p.name for p in write(a)] == ["hw.py", "hw.ipynb", "utils.py"]
     assert (out / "hw.py").read_text() == STUDENT
@@ -130,7 +133,7 @@ def test_write_and_stale(tmp_path):
 
 @pytest.mark.parametrize("aid", GENERATED)
 def test_committed_template_is_up_to_date(aid):
-    assert stale(assignments.get(aid, ROOT)) == []
+    assert stale(open_course(ROOT).get(aid)) == []
 
 
 def solution_bodies(source: str) -> dict[str, str]:
@@ -148,7 +151,7 @@ def python_of(name: str, text: str) -> str:
 
 @pytest.mark.parametrize("aid", GENERATED)
 def test_generated_template_holds_no_reference_code(aid):
-    a = assignments.get(aid, ROOT)
+    a = open_course(ROOT).get(aid)
     reference = {}
     for name in a.template_sources:
         reference.update(solution_bodies(python_of(name, (a.reference_dir / name).read_text())))
@@ -185,7 +188,7 @@ def test_ml_hw6_notebook_and_py_come_from_one_source_and_grade_alike(tmp_path):
     playground, a VAE training loop among them, is not run); the generated one: nothing."""
     from mlgrade.runner import grade
 
-    a = assignments.get("ml-hw6", ROOT)
+    a = open_course(ROOT).get("ml-hw6")
     assert set(generate(a)) == {"hw6.py", "hw6.ipynb"}
     (tmp_path / "full").mkdir()
     nbformat.write(notebook_from_percent(a.reference_dir / "hw6.py"), tmp_path / "full" / "hw6.ipynb")

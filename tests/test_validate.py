@@ -2,27 +2,27 @@
 and take points from each mutant on the tests it names."""
 import pytest
 
-from mlgrade import assignments
+from mlgrade.course import open_course
 from mlgrade.validate import Mutant, MutantError, apply_mutant, check_mutant, load_mutants, validate
 from mlgrade.results import TestResult as Result
 from mlgrade.runner import grade
 from mlgrade.trivial import write_patched
 
-ASSIGNMENTS = [a.id for a in assignments.catalogue() if a.has_graders()]
+ASSIGNMENTS = [a.id for a in open_course().assignments() if a.has_graders()]
 
 
 @pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
 def test_validate(assignment_id):
-    report = validate(assignments.get(assignment_id))
+    report = validate(open_course().get(assignment_id))
     failures = [f"{v.submission}: {v.score:g}/{v.max_score:g} {v.detail}" for v in report.verdicts if not v.ok]
     assert not failures, "\n".join(failures)
     mutants = [v for v in report.verdicts if v.submission.startswith("mutant ")]
-    assert len(mutants) >= 3 * len(assignments.get(assignment_id).exercises)
+    assert len(mutants) >= 3 * len(open_course().get(assignment_id).exercises)
 
 
 @pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
 def test_mutants_apply_once_and_change_the_file(assignment_id, tmp_path):
-    a = assignments.get(assignment_id)
+    a = open_course().get(assignment_id)
     for mutant in load_mutants(a.mutants_dir):
         apply_mutant(mutant, a.reference_dir, tmp_path / mutant.name)
         assert (tmp_path / mutant.name / mutant.file).read_text() != (a.reference_dir / mutant.file).read_text()
@@ -54,7 +54,7 @@ FLOAT64_FUNCTIONS = {
 @pytest.mark.parametrize("assignment_id", sorted(FLOAT64_FUNCTIONS))
 def test_the_reference_in_float32_fails_only_the_dtype_tests(assignment_id, tmp_path):
     """Right mathematics in single precision loses one point per function, the dtype's."""
-    a = assignments.get(assignment_id)
+    a = open_course().get(assignment_id)
     write_patched(a, "float32", tmp_path / "float32")
     outcome = grade(a, tmp_path / "float32")
     failed = sorted(t.name for t in outcome.tests if not t.passed)

@@ -7,7 +7,7 @@ import pytest
 
 from mlgrade import assert_close, assert_unchanged, check, fetch, reference, student
 from mlgrade.compare import Mismatch
-from mlgrade.assignments.ml_hw6.worked_examples import (
+from ml_hw6.worked_examples import (
     URN_A, URN_B, URN_O, URN_PI,
 )
 from mlgrade.compare import assert_dtypes

@@ -4,7 +4,7 @@ from functools import partial
 import pytest
 
 from mlgrade import assert_close, check, reference, refuse, student
-from mlgrade.assignments.ml_hw6.worked_examples import SUBPIXEL_REFUSED as REFUSED, WORKED_A, WORKED_K
+from ml_hw6.worked_examples import SUBPIXEL_REFUSED as REFUSED, WORKED_A, WORKED_K
 from mlgrade.compare import assert_dtypes
 
 hw6 = student("hw6")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mlgrade import assert_close, check, reference, refuse, student
-from mlgrade.assignments.ml_hw6.worked_examples import SVM_REFUSED as REFUSED
+from ml_hw6.worked_examples import SVM_REFUSED as REFUSED
 from mlgrade.compare import assert_dtypes, float_array, unpack
 
 hw6 = student("hw6")

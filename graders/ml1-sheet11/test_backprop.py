@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mlgrade import assert_close, assert_unchanged, check, fetch, student
-from mlgrade.assignments.ml1_sheet11.oracles import finite_differences
+from ml1_sheet11.oracles import finite_differences
 from mlgrade.compare import float_array, unpack
 from mlgrade.notebook_state import reference_notebook, set_globals
 

@@ -11,7 +11,7 @@ import pytest
 from scipy.special import logsumexp
 
 from mlgrade import assert_close, assert_unchanged, check, fetch, student
-from mlgrade.assignments.ml1_sheet11.oracles import confidence, indices
+from ml1_sheet11.oracles import confidence, indices
 from mlgrade.compare import unpack
 
 sheet11 = student("sheet11")

@@ -54,7 +54,7 @@ def measure(case: Path, folder: Path) -> dict:
                          capture_output=True, text=True, timeout=900, cwd=folder,
                          # PYTHONHASHSEED=0: as the installed command runs (mlgrade.launch), so that
                          # the fork server is a fork of this process as it is on Gradescope
-                         env={**os.environ, "MLGRADE_ROOT": str(REPO), "PYTHONHASHSEED": "0"})
+                         env={**os.environ, "MLGRADE_COURSE": str(REPO), "PYTHONHASHSEED": "0"})
     seconds = time.monotonic() - start
     peak = next((float(line.split()[1]) for line in run.stdout.splitlines() if line.startswith("PEAK_RSS_MB")), 0.0)
     row = {"case": case.name, "exit": run.returncode, "seconds": seconds, "peak_mb": peak, "bytes": 0, "score": None}

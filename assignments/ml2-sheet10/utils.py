@@ -13,7 +13,7 @@ import time
 import numpy
 import torch
 
-from mlgrade.mnist import load_mnist
+from mnist import load_mnist  # mnist.py, given with this file
 
 
 def getdata(path=None):

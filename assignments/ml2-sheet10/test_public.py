@@ -113,7 +113,7 @@ def digits():
     from contextlib import redirect_stdout
     from io import StringIO
 
-    from mlgrade.assignments.ml2_sheet10 import utils
+    import utils
 
     with redirect_stdout(StringIO()):
         Xr, Xt = utils.getdata()
