@@ -58,14 +58,17 @@ def test_the_console_filters_what_it_prints_and_keeps_its_own_styles():
 # --- the commands, end to end ------------------------------------------------------------------------
 
 def _root(folder: Path, reference_extra: str = "") -> Path:
-    """A project root for ml-hw6 with the hostile corpus's compact graders (fast), the real
-    reference (plus ``reference_extra``), the template and no mutants."""
+    """A course of ml-hw6 alone with the hostile corpus's compact graders (fast), the real
+    reference (plus ``reference_extra``), contract, helpers and template, and no mutants."""
+    folder.mkdir(parents=True)
+    shutil.copy(REPO / "mlgrade-course.toml", folder / "mlgrade-course.toml")
+    for part in ("assignments/ml-hw6", "reference/ml-hw6", "student_template/ml-hw6", "lib"):
+        if (REPO / part).is_dir():
+            shutil.copytree(REPO / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "graders" / "ml-hw6").mkdir(parents=True)
     (folder / "graders" / "ml-hw6" / "test_hostile_graders.py").write_text(HOSTILE_GRADERS)
-    shutil.copytree(REPO / "reference" / "ml-hw6", folder / "reference" / "ml-hw6")
     reference = folder / "reference" / "ml-hw6" / "hw6.py"
     reference.write_text(reference.read_text() + reference_extra)
-    shutil.copytree(REPO / "student_template" / "ml-hw6", folder / "student_template" / "ml-hw6")
     (folder / "tests" / "mutants" / "ml-hw6").mkdir(parents=True)
     return folder
 
@@ -79,7 +82,7 @@ def _stage(case: str, folder: Path) -> Path:
 
 
 def _mlgrade(root: Path, *args, cwd: Path) -> str:
-    env = {**os.environ, "MLGRADE_ROOT": str(root), "COLUMNS": "200"}
+    env = {**os.environ, "MLGRADE_COURSE": str(root), "COLUMNS": "200"}
     run = subprocess.run([sys.executable, "-m", "mlgrade.cli", *args], capture_output=True, cwd=cwd, env=env,
                          timeout=900)
     return run.stdout.decode("utf-8", "replace") + run.stderr.decode("utf-8", "replace")
