@@ -1,4 +1,4 @@
-"""The ``mlgrade`` command line: run, check, validate, list, setup-worker, build, template, grade."""
+"""The ``mlgrade`` command line: run, check, validate, list, setup-worker, build, template, grade, certificates."""
 from __future__ import annotations
 
 import argparse
@@ -8,16 +8,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mlgrade.course import COURSE_ENV, COURSE_FILE, CourseError, UnknownAssignment, open_course
 from mlgrade.results import earned, passed
 from mlgrade.staging import stage
-from mlgrade.terminal import printable
+from mlgrade.terminal import PrintableConsole, printable
 
-console = Console(highlight=False)
+console = PrintableConsole(highlight=False)  # every text it prints is filtered (mlgrade.terminal)
 EXIT_NOT_GRADED = 3  # grading did not complete: an engine failure, never the student's score
 
 
@@ -212,10 +211,12 @@ def cmd_grade(args) -> int:
     assignment = open_course(args.course).get(args.assignment)
     cluster = None
     if args.scheduler:  # only then is Dask imported: the local pool needs none of it
-        from mlgrade.cluster import ClusterError, connect
+        from mlgrade.cluster import ClusterError, client_security, connect
 
         try:
-            cluster = connect(args.scheduler, assignment)
+            security = client_security(args.scheduler, args.tls_ca_file, args.tls_cert, args.tls_key,
+                                       allow_plain_tcp=args.unsafe_plain_tcp)
+            cluster = connect(args.scheduler, assignment, security)
         except ClusterError as exc:
             console.print(printable(f"mlgrade: {exc}"), markup=False)
             return 2
@@ -239,6 +240,28 @@ def cmd_grade(args) -> int:
         console.print(printable(f"  problem: {text}"), markup=False)
     # 3: some student got no score (see their grading.log); 1: a file could not be written
     return EXIT_NOT_GRADED if summary.failed else (1 if summary.errors else 0)
+
+
+def cmd_certificates(args) -> int:
+    from mlgrade.certificates import write_certificates
+
+    try:
+        paths = write_certificates(Path(args.folder), days=args.days)
+    except FileExistsError as exc:
+        console.print(printable(f"mlgrade: {exc}"), markup=False)
+        return 2
+    folder = args.folder
+    console.print(printable(
+        f"wrote {', '.join(p.name for p in paths.values())} to {folder} (valid {args.days} days; the CA's key was "
+        f"not kept). Copy ca.pem to every host, scheduler*.pem to the scheduler, worker*.pem to each worker host, and "
+        f"keep client*.pem; then:\n"
+        f"  dask scheduler --tls-ca-file {folder}/ca.pem --tls-cert {folder}/scheduler.pem "
+        f"--tls-key {folder}/scheduler-key.pem --port 8786\n"
+        f"  dask worker tls://SCHEDULER:8786 --tls-ca-file {folder}/ca.pem --tls-cert {folder}/worker.pem "
+        f"--tls-key {folder}/worker-key.pem --nthreads 1 --preload mlgrade.cluster\n"
+        f"  mlgrade grade ASSIGNMENT SUBMISSIONS --scheduler tls://SCHEDULER:8786 --tls-ca-file {folder}/ca.pem "
+        f"--tls-cert {folder}/client.pem --tls-key {folder}/client-key.pem"), markup=False, soft_wrap=True)
+    return 0
 
 
 def _unsafe_option(p) -> None:
@@ -307,10 +330,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="regrade students whose submission and graders are unchanged")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds for one submission before its process is killed")
     p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="grade on the Dask cluster of this scheduler (tcp://host:8786; workers started with "
-                        "`dask worker ADDRESS --nthreads 1 --preload mlgrade.cluster`) instead of -j local processes")
+                   help="grade on the Dask cluster of this scheduler (tls://host:8786; workers started with "
+                        "`dask worker ADDRESS --nthreads 1 --preload mlgrade.cluster` and their certificates) instead "
+                        "of -j local processes; plain tcp:// only on the loopback")
+    # the names of `dask scheduler` and `dask worker`; unset, Dask's config (distributed.comm.tls) is used
+    p.add_argument("--tls-ca-file", metavar="PEM", help="the cluster's CA certificate (`mlgrade certificates`: ca.pem)")
+    p.add_argument("--tls-cert", metavar="PEM", help="this client's certificate (client.pem)")
+    p.add_argument("--tls-key", metavar="PEM", help="this client's private key (client-key.pem)")
+    p.add_argument("--unsafe-plain-tcp", action="store_true",
+                   help="allow a plain tcp:// scheduler that is not on the loopback. Everything then travels in clear "
+                        "text and unauthenticated: anyone who can reach the scheduler's port can run any code on the "
+                        "workers (as root), receive the hidden graders, the reference and every submission, and "
+                        "return forged grades. Only on a private network where you trust every host")
     _unsafe_option(p)
     p.set_defaults(func=cmd_grade)
+    p = sub.add_parser("certificates", help="make a CA and the TLS certificates of a grading cluster "
+                                            "(scheduler, workers, client)")
+    p.add_argument("folder", help="where to write ca.pem and <role>.pem, <role>-key.pem (created 0700)")
+    p.add_argument("--days", type=int, default=365, help="how long they are valid (default 365)")
+    p.set_defaults(func=cmd_certificates)
     return parser
 
 

@@ -20,6 +20,16 @@ every process of its worker user when a submission ends.
 A worker that dies mid-task is the scheduler's to detect: with ``allowed-failures`` 1 the task
 is regraded once elsewhere, then reported failed (KilledWorker). A grading that outlives
 ``timeout`` (counted from its start on a worker) is cancelled and its worker restarted.
+
+Who may talk to whom: a cluster off the loopback is a ``tls://`` one, every connection
+mutually authenticated by certificates of the cluster's own CA (:mod:`mlgrade.certificates`,
+:func:`client_security`); a plain ``tcp://`` scheduler elsewhere is refused unless the
+instructor says ``allow_plain_tcp`` (``--unsafe-plain-tcp``). A certificate holder is trusted,
+nobody else. Beyond that, a grading worker does only what grading needs (:func:`dask_setup`):
+it runs no task but :func:`grade_task`, takes no worker plugin but :class:`AssignmentPlugin`,
+and has no ``Client.run`` channel. That keeps a mistake or a stray notebook pointed at the
+cluster from running code as the workers' user (root); it is not a boundary against a
+certificate holder, whose task or plugin Dask unpickles before any check sees it.
 """
 from __future__ import annotations
 
@@ -41,15 +51,18 @@ from pathlib import Path
 import dask
 import distributed
 import distributed.comm
-from distributed import Client, WorkerPlugin, as_completed, get_worker
+from dask._task_spec import Task
+from distributed import Client, Security, WorkerPlugin, as_completed, get_worker
+from distributed.core import error_message
 
 from mlgrade.course import Assignment, open_course
+from mlgrade.cluster_tls import MSG_TLS_REFUSED, ClusterError, client_security, folder_security, tls_refused
 from mlgrade.bundle import BUNDLE_MANIFEST, BundleError, extract_bundle, make_bundle, private_dir
 from mlgrade.intake import Submission
 from mlgrade.pool import MSG_RAISED, MSG_TIMEOUT, Failure, grade_one, report
 from mlgrade.staging import stage
 
-__all__ = ["Cluster", "ClusterError", "connect", "dask_setup"]
+__all__ = ["Cluster", "ClusterError", "client_security", "connect", "dask_setup", "folder_security"]
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler before giving up
 WORKER_WAIT = 60.0  # seconds for the first worker to join
@@ -80,10 +93,8 @@ MSG_BAD_REPLY = "the Dask worker's reply could not be read ({error}): not graded
 MSG_ENGINE_MISMATCH = "this worker's {what} differs from the client's: install the same mlgrade on every worker"
 MSG_PLUGIN_REFUSED = "a Dask worker refused the assignment ({error})"
 MSG_NO_PLUGIN = "this worker has no assignment bundle {name} (it was unregistered: the client has gone)"
-
-
-class ClusterError(RuntimeError):
-    """The cluster cannot grade at all (no scheduler, no worker, limits that disagree)."""
+MSG_ONLY_GRADING = ("this mlgrade worker runs only mlgrade's grading tasks: {what} refused (the cluster is "
+                    "for grading; see mlgrade.cluster)")
 
 
 # --- the client ---------------------------------------------------------------------------------
@@ -180,23 +191,25 @@ class Cluster:
         return None, Failure(reason, seconds, "".join(traceback.format_exception(type(exc), exc, fut.traceback())))
 
 
-def connect(address: str, assignment: Assignment, connect_timeout: float = CONNECT_TIMEOUT,
-            worker_wait: float = WORKER_WAIT) -> Cluster:
+def connect(address: str, assignment: Assignment, security: Security | None = None,
+            connect_timeout: float = CONNECT_TIMEOUT, worker_wait: float = WORKER_WAIT) -> Cluster:
     """A client of the scheduler at ``address``, ready to grade ``assignment``. ClusterError
     (before anything is graded or written) if no scheduler answers within ``connect_timeout``
-    seconds, no worker joins within ``worker_wait``, or a worker's memory limit is too small."""
+    seconds, no worker joins within ``worker_wait``, or a worker's memory limit is too small.
+    ``security``: see :func:`client_security` (None: a plain scheduler)."""
     try:
         plugin = AssignmentPlugin(make_bundle(assignment), assignment.id)
     except BundleError as exc:
         raise ClusterError(str(exc)) from None
     try:
         # the Client's own timeout does not bound a peer that accepts and stays silent
-        asyncio.run(asyncio.wait_for(_handshake(address, connect_timeout), connect_timeout))
-        client = Client(address, timeout=connect_timeout, set_as_default=False)
+        asyncio.run(asyncio.wait_for(_handshake(address, connect_timeout, security), connect_timeout))
+        client = Client(address, timeout=connect_timeout, set_as_default=False, security=security)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise ClusterError(MSG_NO_SCHEDULER.format(address=address, seconds=connect_timeout,
-                                                   error=str(exc).splitlines()[0][:200] if str(exc) else
-                                                   type(exc).__name__)) from None
+        error = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if security is not None and tls_refused(exc):
+            raise ClusterError(MSG_TLS_REFUSED.format(address=address, error=error)) from None
+        raise ClusterError(MSG_NO_SCHEDULER.format(address=address, seconds=connect_timeout, error=error)) from None
     try:
         client.wait_for_workers(1, timeout=worker_wait)
     except (OSError, TimeoutError):
@@ -229,8 +242,9 @@ def _check_memory(client: Client, assignment: Assignment) -> None:
                                                        process=GRADING_PROCESS_MB))
 
 
-async def _handshake(address: str, seconds: float) -> None:
-    comm = await distributed.comm.connect(address, timeout=seconds)
+async def _handshake(address: str, seconds: float, security: Security | None) -> None:
+    args = security.get_connection_args("client") if security is not None else {}
+    comm = await distributed.comm.connect(address, timeout=seconds, **args)
     await comm.close()
 
 
@@ -238,9 +252,12 @@ def _allowed_failures(dask_scheduler) -> int:
     return dask_scheduler.allowed_failures
 
 
-def local_cluster(n_workers: int = 2, **kwargs) -> distributed.LocalCluster:
+def local_cluster(n_workers: int = 2, security: Security | None = None, **kwargs) -> distributed.LocalCluster:
     """A LocalCluster set up as a real one should be: one thread per worker process, the
-    preload, and tasks regraded once after a worker death (tests, benchmarks)."""
+    preload, and tasks regraded once after a worker death (tests, benchmarks); over TLS with
+    ``security`` (its scheduler and worker certificates)."""
+    if security is not None:
+        kwargs.update(protocol="tls", security=security)
     with dask.config.set(SCHEDULER_CONFIG):
         return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                         preload=["mlgrade.cluster"], host="127.0.0.1",
@@ -317,9 +334,48 @@ def _prepare_process() -> None:
     import mlgrade.runner  # noqa: F401
 
 
+def _refused_task(what: str):
+    raise PermissionError(MSG_ONLY_GRADING.format(what=what))
+
+
+def _grading_only(worker) -> None:
+    """Least privilege for a grading worker (see the module's docstring): tasks other than
+    grade_task fail, Client.run and run_coroutine are refused, and only AssignmentPlugins join."""
+    execute = worker.execute
+
+    async def execute_grading_only(key, *, stimulus_id):
+        ts = worker.state.tasks.get(key)
+        spec = getattr(ts, "run_spec", None)
+        if isinstance(spec, Task) and spec.func is not grade_task:
+            what = f"the task {getattr(spec.func, '__qualname__', type(spec.func).__name__)!r}"
+            ts.run_spec = Task(key, _refused_task, what)
+        return await execute(key, stimulus_id=stimulus_id)
+
+    def no_run(comm=None, function=None, **kwargs):
+        return error_message(PermissionError(MSG_ONLY_GRADING.format(what="Client.run")))
+
+    plugin_add = worker.plugin_add
+
+    async def assignment_plugins_only(plugin=None, name=None, catch_errors=True):
+        try:
+            if isinstance(plugin, bytes):
+                plugin = distributed.protocol.pickle.loads(plugin)
+        except Exception as exc:  # a plugin this worker cannot even load: refused, the worker still starts
+            return error_message(exc)
+        if not isinstance(plugin, AssignmentPlugin):
+            return error_message(PermissionError(MSG_ONLY_GRADING.format(
+                what=f"the worker plugin {type(plugin).__qualname__!r}")))
+        return await plugin_add(plugin=plugin, name=name, catch_errors=catch_errors)
+
+    worker.execute, worker.plugin_add = execute_grading_only, assignment_plugins_only  # also at registration
+    worker.handlers.update({"run": no_run, "run_coroutine": no_run, "plugin-add": assignment_plugins_only})
+
+
 def dask_setup(worker) -> None:
-    """``dask worker ... --preload mlgrade.cluster``: the worker user, numpy and torch before the
-    first task (the first grading then starts the fork server, kept for the process's life)."""
+    """``dask worker ... --preload mlgrade.cluster``: grading only (:func:`_grading_only`), and
+    the worker user, numpy and torch before the first task (the first grading then starts the
+    fork server, kept for the process's life)."""
+    _grading_only(worker)
     with _GRADING:
         _prepare_process()
 

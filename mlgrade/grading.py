@@ -245,7 +245,7 @@ class RemoteFunction:
         out = _run(self._module, "call", _describe_call(self.name, args, kwargs), self._timeout,
                    target=[self._module, *self._path], args=list(args), kwargs=kwargs, keep=keep, **extra)
         if refused:
-            _refuse_imports(self._module, self.name, refused, out.get("imports"))
+            _refuse_imports(self._module, self.name, refused, out.get("imports"), out.get("calls"))
         return out, preservation.modified(sent, out.get("args"))
 
     def __call__(self, *args, **kwargs):
@@ -304,6 +304,7 @@ MSG_MODIFIED = ("{function} modified its argument(s) {names} in place; "
                 "the caller's arrays must stay as they were (work on a copy)")
 MSG_REFUSED = "{function} must not use {what}: found {found}"
 MSG_IMPORTED = "`{name}` (imported while your code ran, {where})"
+MSG_CALLED = "`{name}` (called while your code ran, {where})"
 _REFUSALS = "mlgrade.grading.refuse"  # key in GradingSession.memo: {(module, function): {name: what}}
 
 
@@ -358,14 +359,15 @@ def _refusals_of(module_name: str, path: tuple) -> dict[str, str]:
     return refused
 
 
-def _refuse_imports(module_name: str, function: str, refused: dict[str, str], records) -> None:
-    """Fail when the worker's import records break a refusal (see :func:`refuse`)."""
-    hits = refusals.refused_imports(records, refused, function)
+def _refuse_imports(module_name: str, function: str, refused: dict[str, str], imports, calls=None) -> None:
+    """Fail when the worker's records of imports and calls break a refusal (see :func:`refuse`)."""
+    hits = [(MSG_IMPORTED, *hit) for hit in refusals.refused_imports(imports, refused, function)] + \
+           [(MSG_CALLED, *hit) for hit in refusals.refused_imports(calls, refused, function)]
     if hits:
         file = current().module(module_name).file
-        found = [MSG_IMPORTED.format(name=name, where=f"when {file} was loaded" if context == refusals.LOAD
-                                     else f"in {context}") for name, context in hits[:3]]
-        raise SubmissionError(MSG_REFUSED.format(function=function.split(".")[0], what=refused[hits[0][0]],
+        found = [template.format(name=name, where=f"when {file} was loaded" if context == refusals.LOAD
+                                 else f"in {context}") for template, name, context in hits[:3]]
+        raise SubmissionError(MSG_REFUSED.format(function=function.split(".")[0], what=refused[hits[0][1]],
                                                  found=", ".join(found)))
 
 

@@ -194,7 +194,9 @@ def _kept(node: ast.stmt, known: set[str]) -> bool:
         if all(isinstance(t, ast.Name) for t in node.targets):
             known.update(t.id for t in node.targets)
             return True
-    if isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name):
+    # an annotation is evaluated at module level: kept only when evaluating it runs nothing
+    if isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name) \
+            and isinstance(node.annotation, (ast.Name, ast.Constant)):
         if _is_constant(node.value, known):
             known.add(node.target.id)
             return True

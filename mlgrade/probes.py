@@ -22,7 +22,7 @@ import keyword
 import types
 
 from mlgrade import wire
-from mlgrade.refusals import during, report
+from mlgrade.refusals import during, report, report_calls, watching
 from mlgrade.worker_errors import ErrorKind
 
 __all__ = ["ProbeError", "RegistrationError", "bind", "register"]
@@ -124,14 +124,15 @@ def call(worker, target, args=(), kwargs=None, keep=False, send_back=(), refused
 
     ``send_back`` lists the arguments (positions, keyword names) whose objects, as they are
     after the call, go back with the value: the grading process compares them with what it
-    sent (see :func:`mlgrade.grading.assert_unchanged`). ``refused`` lists module names whose
-    recorded imports (see :mod:`mlgrade.refusals`) go back too. Nothing is judged here.
+    sent (see :func:`mlgrade.grading.assert_unchanged`). ``refused`` lists the refused names:
+    the recorded imports of those that are modules and the calls of those that are routines
+    (watched during this call; see :mod:`mlgrade.refusals`) go back too. Nothing is judged here.
     """
     kwargs = kwargs or {}
     fn = lookup(worker, target)
     if not callable(fn):
         raise ProbeError(ErrorKind.MISSING, f"{'.'.join(target)} is not callable")
-    with during(".".join(target[1:])):
+    with during(".".join(target[1:])), watching(refused, worker.modules.values()):
         value = fn(*args, **kwargs)
     # encoded once, with the reply: a value that cannot travel is named as the returned value
     reply = {"value": _keep(worker, value) if keep else wire.Named(value, "the returned value")}
@@ -139,6 +140,7 @@ def call(worker, target, args=(), kwargs=None, keep=False, send_back=(), refused
         reply["args"] = [_as_sent_back(key, args[key] if type(key) is int else kwargs[key]) for key in send_back]
     if refused:
         reply["imports"] = report(refused)
+        reply["calls"] = report_calls(refused)
     return reply
 
 

@@ -1,4 +1,5 @@
-"""Which modules the submission imported while it ran: the run-time half of ``refuse``.
+"""Which modules the submission imported, and which refused routines it called, while it ran:
+the run-time half of ``refuse``.
 
 In the worker, :func:`install` sets an audit hook (``sys.addaudithook``) before the first
 line of student code runs; from then on every first import of a module is recorded with
@@ -17,9 +18,19 @@ name (``importlib.import_module("skl" + "earn.svm")``, ``getattr(__import__(...)
 which the source check cannot see. Modules the worker imported before any student code
 (numpy, torch and what they import) are not recorded, nor is a module executed without
 entering ``sys.modules``: only the source check sees those.
+
+A refused name that is a routine rather than a module (``conv_transpose2d``, ``PixelShuffle``)
+is recorded where it is called: while a call of a function with refusals runs,
+:func:`watching` replaces the routine in its public entry points (:data:`ENTRY_POINTS`: the
+functional form ``torch.nn.functional.x``, the module class ``torch.nn.X``, the top-level alias
+``torch.x``) and in the submission's own globals by a recorder, and puts them back after. So
+``getattr(torch.nn.functional, "d2esopsnart_vnoc"[::-1])`` is seen, as a computed import is;
+the same caveats hold (a private path such as ``torch._C`` or a reference kept in a closure is
+not).
 """
 from __future__ import annotations
 
+import functools
 import sys
 from contextlib import contextmanager
 
@@ -30,6 +41,10 @@ _first: dict[str, str] = {}  # module name -> the context of its first import
 _context = [OUTSIDE]  # the context imports are recorded in now
 _installed = [False]
 _before: set[str] = set()  # sys.modules when recording began: the worker's own imports
+_called: dict[tuple[str, str], None] = {}  # (refused routine, context) of each call seen, in order
+# where a refused routine is reached by name (only those already imported are watched)
+ENTRY_POINTS = ("torch.nn.functional", "torch.nn", "torch", "torch.linalg", "torch.fft", "torch.special",
+                "numpy", "numpy.linalg", "numpy.fft", "scipy.linalg", "scipy.signal", "scipy.optimize")
 
 
 def _hook(event: str, args: tuple) -> None:
@@ -66,6 +81,55 @@ def during(context: str):
         _context[0] = outer
         if _installed[0]:
             _sweep(context)
+
+
+def _recorder(name: str, routine):
+    @functools.wraps(routine)
+    def recorded(*args, **kwargs):
+        _called.setdefault((name, _context[0]), None)
+        return routine(*args, **kwargs)
+    return recorded
+
+
+def _watch_class(name: str, cls: type, patched: list) -> None:
+    """A module class: its construction and its calls are recorded (isinstance still works)."""
+    for attr in ("__init__", "forward", "__call__"):
+        if attr in vars(cls):
+            patched.append((cls, attr, vars(cls)[attr]))
+            setattr(cls, attr, _recorder(name, vars(cls)[attr]))
+
+
+@contextmanager
+def watching(names, own_namespaces=()):
+    """Record calls of the refused routines among ``names`` while the block runs: replaced in
+    :data:`ENTRY_POINTS` and, where a submission's module (``own_namespaces``) holds the same
+    object under any name, there too; all put back afterwards."""
+    routines = {}  # id -> (refused name, routine)
+    for entry in ENTRY_POINTS:
+        namespace = sys.modules.get(entry)
+        for name in names if namespace is not None else ():
+            routine = vars(namespace).get(name) if type(name) is str else None
+            if callable(routine):
+                routines[id(routine)] = (name, routine)
+    patched = []  # (owner, attribute, original)
+    try:
+        for _, routine in routines.values():
+            if isinstance(routine, type):
+                _watch_class(routines[id(routine)][0], routine, patched)
+        for namespace in [*(sys.modules[e] for e in ENTRY_POINTS if e in sys.modules), *own_namespaces]:
+            for attr, value in list(vars(namespace).items()):
+                if id(value) in routines and value is routines[id(value)][1] and not isinstance(value, type):
+                    patched.append((namespace, attr, value))
+                    setattr(namespace, attr, _recorder(routines[id(value)][0], value))
+        yield
+    finally:
+        for owner, attr, original in reversed(patched):
+            setattr(owner, attr, original)
+
+
+def report_calls(names) -> list[list[str]]:
+    """[name, context] per refused routine among ``names`` and the context it was called in."""
+    return [[name, context] for name, context in _called if name in names]
 
 
 def matches(name: str, module: str) -> bool:

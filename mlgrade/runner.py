@@ -27,6 +27,7 @@ from mlgrade.grading import GradingSession
 from mlgrade.results import GradescopePlugin, TestResult, engine_failure, is_engine_failure, to_gradescope, write_results
 from mlgrade.forkserver import Zygote, grading_started
 from mlgrade.sandbox import Sandbox
+from mlgrade.terminal import PrintableStream
 
 __all__ = ["ForkServers", "Outcome", "fork_server", "grade", "keep_fork_servers", "keeping_fork_servers",
            "template_imports"]
@@ -234,9 +235,11 @@ def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, 
     autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
-        # `from <package> import oracles` and `import utils` in graders and public checks
-        with assignment.importable(), contextlib.redirect_stdout(sys.stdout if echo else buffer), \
-                contextlib.redirect_stderr(sys.stderr if echo else buffer):
+        # `from <package> import oracles` and `import utils` in graders and public checks; echoed,
+        # pytest's own lines carry the student's messages: filtered as all terminal text is
+        with assignment.importable(), \
+                contextlib.redirect_stdout(PrintableStream(sys.stdout) if echo else buffer), \
+                contextlib.redirect_stderr(PrintableStream(sys.stderr) if echo else buffer):
             exit_code = pytest.main(args, plugins=[plugin])
     finally:
         session.close()

@@ -3,12 +3,20 @@
 Student-supplied strings (names, messages, printed output) can hold escape sequences that a
 terminal obeys: clear the screen, retitle the window, write the clipboard (OSC 52), hide text,
 or reorder it with bidi overrides. :func:`printable` removes all of them and keeps the text.
+It is the one filter; it is applied where text meets the terminal, whatever printed it:
+:class:`PrintableConsole` (every ``rich`` print of the command line, tables and progress bars
+included: the text of each segment, never rich's own styling) and :class:`PrintableStream`
+(what pytest writes itself under ``mlgrade run -v``).
 """
 from __future__ import annotations
 
+import io
 import re
 
-__all__ = ["printable"]
+from rich.console import Console
+from rich.segment import Segment
+
+__all__ = ["PrintableConsole", "PrintableStream", "printable"]
 
 _CONTROL = re.compile(
     r"""
@@ -27,3 +35,34 @@ _CONTROL = re.compile(
 def printable(text: str) -> str:
     """``text`` without control characters, escape sequences or bidi controls; \\n and \\t kept."""
     return _CONTROL.sub("", str(text))
+
+
+class PrintableConsole(Console):
+    """A rich Console whose every printed text passes through :func:`printable`: what a caller
+    forgot to filter is filtered here; rich's own styles and control segments (cursor moves of
+    a live progress bar) are its own and kept."""
+
+    def render_str(self, text: str, **kwargs):
+        # before markup and highlighting split it: a whole sequence goes, its payload too
+        return super().render_str(printable(text), **kwargs)
+
+    def _render_buffer(self, buffer) -> str:  # what reached the screen by another way: no control byte
+        return super()._render_buffer([s if s.control else Segment(printable(s.text), s.style) for s in buffer])
+
+
+class PrintableStream(io.TextIOBase):
+    """A text stream that writes :func:`printable` of what it is given to ``stream``. A
+    sequence split across two writes loses its control bytes in each: none reaches ``stream``."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(printable(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def writable(self) -> bool:
+        return True

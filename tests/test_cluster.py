@@ -1,5 +1,6 @@
-"""`mlgrade grade --scheduler`: a LocalCluster (2 worker processes, loopback) grades a class of
-reference, mutant, broken and hostile submissions into the same scores.csv as the local pool,
+"""`mlgrade grade --scheduler`: a LocalCluster over mutual TLS (2 worker processes, loopback,
+certificates of `mlgrade certificates`) grades a class of reference, mutant, broken and hostile
+submissions into the same scores.csv as the local pool,
 byte for byte; a Dask worker killed mid-task loses no student (regraded once, then reported
 failed); a grading past --timeout is stopped; a scheduler that answers nothing is a clear error
 within seconds; the local pool never imports Dask; what crosses the wire is checked."""
@@ -25,7 +26,8 @@ distributed = pytest.importorskip("distributed")
 
 from mlgrade import cluster  # noqa: E402
 from mlgrade.batch import grade_class  # noqa: E402
-from mlgrade.cluster import ClusterError, connect, decode_reply, local_cluster  # noqa: E402
+from mlgrade.certificates import write_certificates  # noqa: E402
+from mlgrade.cluster import ClusterError, connect, decode_reply, folder_security, local_cluster  # noqa: E402
 from mlgrade.results import is_engine_failure  # noqa: E402
 from mlgrade.validate import apply_mutant, load_mutants  # noqa: E402
 from test_batch import A, REF, TEMPLATE_NB, make_class, read_scores  # noqa: E402
@@ -57,25 +59,40 @@ def make_mixed_class(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def dask_cluster():
-    with local_cluster(2) as lc:
+def tls_files(tmp_path_factory) -> Path:
+    """The certificates of `mlgrade certificates`, for the clusters of this module."""
+    folder = tmp_path_factory.mktemp("certificates") / "tls"
+    write_certificates(folder, days=1)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client_tls(tls_files):
+    """What `mlgrade grade --tls-*` gives connect: the CA and the client's certificate only."""
+    return folder_security(tls_files, roles=("client",))
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tls_files):
+    with local_cluster(2, security=folder_security(tls_files)) as lc:
         yield lc
 
 
 @pytest.fixture
-def fresh_cluster():
+def fresh_cluster(tls_files):
     """A cluster of its own for a test that kills or restarts workers."""
-    with local_cluster(2) as lc:
+    with local_cluster(2, security=folder_security(tls_files)) as lc:
         yield lc
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory, dask_cluster):
-    """The mixed class graded by the local pool (-j 2) and by the LocalCluster."""
+def both(tmp_path_factory, dask_cluster, client_tls):
+    """The mixed class graded by the local pool (-j 2) and by the LocalCluster over TLS."""
     base = tmp_path_factory.mktemp("cluster")
     subs = make_mixed_class(base / "subs")
     pooled = grade_class(A, subs, base / "pool", jobs=2, timeout=600, progress=False)
-    with connect(dask_cluster.scheduler_address, A) as grader:
+    assert dask_cluster.scheduler_address.startswith("tls://127.0.0.1:")
+    with connect(dask_cluster.scheduler_address, A, client_tls) as grader:
         notes = grader.notes
         clustered = grade_class(A, subs, base / "dask", timeout=600, progress=False, run=grader.run)
     return base, subs, pooled, clustered, notes
@@ -110,17 +127,19 @@ def test_cluster_writes_each_students_results_and_log(both):
     assert "11 submissions graded" in (base / "dask" / "report.html").read_text()
 
 
-def test_cli_on_the_cluster_skips_unchanged_students(both, dask_cluster):
+def test_cli_on_the_cluster_skips_unchanged_students(both, dask_cluster, tls_files):
     base, subs, _, _, _ = both
     before = (base / "dask" / "scores.csv").read_bytes()
     run = subprocess.run([*MLGRADE, "grade", "ml-hw6", str(subs), "-o", str(base / "dask"),
-                          "--scheduler", dask_cluster.scheduler_address], capture_output=True, text=True, timeout=300)
+                          "--scheduler", dask_cluster.scheduler_address, "--tls-ca-file", str(tls_files / "ca.pem"),
+                          "--tls-cert", str(tls_files / "client.pem"), "--tls-key", str(tls_files / "client-key.pem")],
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "graded 0, skipped 11 unchanged, 0 failed" in run.stdout
     assert (base / "dask" / "scores.csv").read_bytes() == before
 
 
-def _graded_while_killing(tmp_path: Path, dask_cluster, students: dict[str, str], doomed) -> tuple:
+def _graded_while_killing(tmp_path: Path, dask_cluster, security, students: dict[str, str], doomed) -> tuple:
     """Grade ``students`` (name -> hw6.py) on the cluster; kill the worker process of every
     grading that ``doomed(student, kills so far)`` names, the moment it starts."""
     subs = tmp_path / "subs"
@@ -138,16 +157,16 @@ def _graded_while_killing(tmp_path: Path, dask_cluster, students: dict[str, str]
 
     with distributed.Client(dask_cluster, set_as_default=False) as watcher:
         watcher.subscribe_topic(cluster.START_TOPIC, kill)
-        with connect(dask_cluster.scheduler_address, A) as grader:
+        with connect(dask_cluster.scheduler_address, A, security) as grader:
             summary = grade_class(A, subs, tmp_path / "out", timeout=600, progress=False, run=grader.run)
         watcher.unsubscribe_topic(cluster.START_TOPIC)
     return summary, kills, read_scores(tmp_path / "out" / "scores.csv")
 
 
-def test_a_dask_worker_killed_mid_task_loses_no_student(tmp_path, fresh_cluster):
+def test_a_dask_worker_killed_mid_task_loses_no_student(tmp_path, fresh_cluster, client_tls):
     slow = REF.read_text() + SLOW_IMPORT.format(seconds=4)
     summary, kills, scores = _graded_while_killing(
-        tmp_path, fresh_cluster, {"alice": REF.read_text(), "kill_once": slow},
+        tmp_path, fresh_cluster, client_tls, {"alice": REF.read_text(), "kill_once": slow},
         lambda student, kills: student == "kill_once" and not kills)
     assert kills == ["kill_once"]
     assert (summary.graded, summary.failed, len(summary.rows)) == (2, 0, 2)
@@ -155,14 +174,14 @@ def test_a_dask_worker_killed_mid_task_loses_no_student(tmp_path, fresh_cluster)
     assert (tmp_path / "out" / "kill_once" / ".mlgrade-hash").is_file()
 
 
-def test_a_submission_whose_worker_dies_twice_is_reported_failed_once(tmp_path, fresh_cluster):
+def test_a_submission_whose_worker_dies_twice_is_reported_failed_once(tmp_path, fresh_cluster, client_tls):
     slow = REF.read_text() + SLOW_IMPORT.format(seconds=4)
     summary, kills, scores = _graded_while_killing(
-        tmp_path, fresh_cluster, {"alice": REF.read_text(), "kill_always": slow},
+        tmp_path, fresh_cluster, client_tls, {"alice": REF.read_text(), "kill_always": slow},
         lambda student, kills: student == "kill_always")
     assert kills == ["kill_always", "kill_always"]  # graded once more after the first death, not again
     assert (summary.graded, summary.failed, len(summary.rows)) == (1, 1, 2)
-    assert re.fullmatch(r"the Dask worker grading this submission died \(2 times, on tcp://127\.0\.0\.1:\d+\): "
+    assert re.fullmatch(r"the Dask worker grading this submission died \(2 times, on tls://127\.0\.0\.1:\d+\): "
                         r"not graded", summary.failures["kill_always"])
     assert (scores["kill_always"]["status"], scores["kill_always"]["total"]) == ("failed", "")
     assert float(scores["alice"]["total"]) > 0
@@ -171,13 +190,13 @@ def test_a_submission_whose_worker_dies_twice_is_reported_failed_once(tmp_path, 
     assert not (tmp_path / "out" / "kill_always" / ".mlgrade-hash").exists()  # graded again next run
 
 
-def test_a_grading_past_the_timeout_is_stopped_and_its_worker_restarted(tmp_path, fresh_cluster):
+def test_a_grading_past_the_timeout_is_stopped_and_its_worker_restarted(tmp_path, fresh_cluster, client_tls):
     subs = tmp_path / "subs"
     (subs / "alice").mkdir(parents=True)
     shutil.copy(REF, subs / "alice" / "hw6.py")
     (subs / "slow").mkdir()
     (subs / "slow" / "hw6.py").write_text(REF.read_text() + SLOW_IMPORT.format(seconds=55))  # within load_timeout
-    with connect(fresh_cluster.scheduler_address, A) as grader:
+    with connect(fresh_cluster.scheduler_address, A, client_tls) as grader:
         before = set(grader.client.scheduler_info()["workers"])
         summary = grade_class(A, subs, tmp_path / "out", timeout=40, progress=False, run=grader.run)
         grader.client.wait_for_workers(2, timeout=300)

@@ -38,7 +38,7 @@ HOSTILE_GRADERS = f'''"""Graders of the hostile corpus ({GRADER_MARKER})."""
 import numpy as np
 import torch
 
-from mlgrade import assert_close, assert_unchanged, check, fetch, reference, student
+from mlgrade import assert_close, assert_unchanged, check, fetch, reference, refuse, student
 
 hw6 = student("hw6")
 ref = reference("hw6.py")
@@ -97,6 +97,7 @@ def test_viterbi():
 
 @check("subpixel_conv: random A (3, 4), K (2, 3)")
 def test_subpixel(rng):
+    refuse(hw6, "subpixel_conv", {{"conv_transpose2d": "a library transposed convolution"}})  # as the real grader
     A, K = rng.normal(size=(3, 4)), rng.normal(size=(2, 3))
     assert_close(hw6.subpixel_conv(A, K), ref.subpixel_conv(A, K), name="out")
 '''
@@ -158,6 +159,11 @@ HOSTILE_CASES = {
     "reseed": Expect(twice=True),
     "network": Expect(),
     "write_graders": Expect(),
+    "escape_sequences": Expect(phrases={"kl_loss": "raised-in-call", "viterbi": "raised-in-viterbi"}),
+    "computed_refused_call": Expect(phrases={"subpixel_conv": (
+        "subpixel_conv must not use a library transposed convolution: found `conv_transpose2d` (called while your "
+        "code ran, in subpixel_conv)")}),
+    "annotation_call": Expect(phrases={"batchnorm_forward": "hw6.ipynb does not define `batchnorm_forward`"}),
 }
 BROKEN_CASES = {
     "syntax_py": Expect(everywhere="hw6.py, line 3: SyntaxError: expected ':'"),
@@ -247,8 +253,8 @@ def _grade(assignment, worker_uid, tmp_path_factory, source: Path, expect: Expec
         apply_mutant(load_mutant(patch), REPO / "reference" / "ml-hw6", folder / "submission")
     else:
         shutil.copytree(source, folder / "submission")
-        if source.parent == HOSTILE:  # the wrong-on-purpose functions, then the attack
-            attack = folder / "submission" / "hw6.py"
+        attack = folder / "submission" / "hw6.py"
+        if source.parent == HOSTILE and attack.is_file():  # the wrong-on-purpose functions, then the attack
             attack.write_text(WRONG_STUBS.read_text() + "\n\n" + attack.read_text())
     results_path = folder / "out" / "results.json"
     start = time.monotonic()

@@ -2,8 +2,8 @@
 
 Each case is staged as tests/test_hostile.py stages its corpus (``wrong_stubs.py`` first,
 so every other function is wrong on purpose) and graded by :func:`mlgrade.runner.grade`
-with the real ml-hw6 assignment, except that the graders are the real ``test_svm.py`` (and
-the graders' conftest.py) beside tests/test_hostile.py's seven compact checks and
+with the real ml-hw6 assignment, except that the graders are the real ``test_svm.py`` and
+``test_subpixel.py`` (and the graders' conftest.py) beside tests/test_hostile.py's seven compact checks and
 one ``.call`` form of assert_unchanged. Every case is graded a second
 time with the attack's target disarmed (no ``refuse``) or the attack removed, to show
 what the attack is worth: the points it would otherwise earn.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 
 import pytest
@@ -56,17 +57,28 @@ ONE_CLASS = "svm_fit: random separable data, n=2, D=2"
 UNCHANGED = "batchnorm_forward modified its argument(s) x in place; the caller's arrays must stay as they were " \
             "(work on a copy)"
 REFUSED_AT_RUN_TIME = "svm_fit must not use scikit-learn: found `sklearn` (imported while your code ran, in svm_fit)"
+COMPACT = "subpixel_conv: random A (3, 4), K (2, 3)"  # tests/test_hostile.py's (it refuses as the real one does)
+CALLED_AT_RUN_TIME = ("subpixel_conv must not use a library transposed convolution: found `conv_transpose2d` "
+                      "(called while your code ran, in subpixel_conv)")
 
 
 def _graders(folder, disarm_refuse: bool):
     folder.mkdir(parents=True)
     shutil.copy(REAL_GRADERS / "conftest.py", folder / "conftest.py")
     svm = (REAL_GRADERS / "test_svm.py").read_text()
+    subpixel = (REAL_GRADERS / "test_subpixel.py").read_text()
     if disarm_refuse:
         assert svm.count('refuse(hw6, "svm_fit", REFUSED)') == 1
         svm = svm.replace('refuse(hw6, "svm_fit", REFUSED)', "pass")
+        assert subpixel.count('refuse(hw6, "subpixel_conv", REFUSED)') == 1
+        subpixel = subpixel.replace('refuse(hw6, "subpixel_conv", REFUSED)', "pass")
     (folder / "test_svm.py").write_text(svm)
-    (folder / "test_hostile_graders.py").write_text(HOSTILE_GRADERS)
+    (folder / "test_subpixel.py").write_text(subpixel)
+    compact = HOSTILE_GRADERS
+    if disarm_refuse:  # a refusal holds for the rest of a submission's grading, whichever test made it
+        compact = re.sub(r'\n    refuse\(hw6, "subpixel_conv", .*\n', "\n", compact)
+        assert "refuse(hw6" not in compact
+    (folder / "test_hostile_graders.py").write_text(compact)
     (folder / "test_verdict_graders.py").write_text(CALL_GRADER)
     return folder
 
@@ -179,3 +191,50 @@ def test_importing_mlgrade_internals_is_refused_with_a_message(armed, tmp_path):
     for t in results["tests"]:
         assert "imports `mlgrade.assignments.ml_hw6`, the autograder's own package, which submissions may not use" \
             in t["output"], t["output"]
+
+
+def test_computed_refused_call_loses_the_subpixel_points(armed, tmp_path):
+    """torch.nn.functional's conv_transpose2d through a reversed name: nothing imported, no name in the source."""
+    results = _grade(armed, tmp_path, (HOSTILE / "computed_refused_call" / "hw6.py").read_text())
+    assert results["score"] == 0.0, _scores(results)
+    outputs = _named_outputs(results, "subpixel_conv")
+    assert all(CALLED_AT_RUN_TIME in out for out in outputs.values()), outputs
+
+
+def test_computed_refused_call_earns_the_subpixel_points_where_nothing_is_refused(disarmed, tmp_path):
+    """What the attack is worth: every subpixel_conv test, the real graders' and the compact one."""
+    results = _grade(disarmed, tmp_path, (HOSTILE / "computed_refused_call" / "hw6.py").read_text())
+    subpixel = {t["name"]: t["max_score"] for t in results["tests"] if t["name"].startswith("subpixel_conv")}
+    assert len(subpixel) == 9 and COMPACT in subpixel and _scores(results) == subpixel
+
+
+MODULE_CLASS = """
+
+def _module_class(a, k, stride):
+    layer = getattr(torch.nn, "ConvT" + "ranspose2d")(1, 1, tuple(k.shape[-2:]), stride=stride, bias=False).double()
+    with torch.no_grad():
+        layer.weight.copy_(k)
+        return layer(a)
+"""
+# how the attack reaches the routine, and the code it needs beside it
+ENTRY_POINTS = {
+    "functional form, kept at load": ("_kept(a, k, stride=int(stride))",
+                                      "\n_kept = getattr(torch.nn.functional, 'd2esopsnart_vnoc'[::-1])\n"),
+    "top-level alias": ("getattr(torch, 'conv_' + 'transpose2d')(a, k, stride=int(stride))", ""),
+    "module class": ("_module_class(a, k, int(stride))", MODULE_CLASS),
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_every_public_entry_point_of_a_refused_routine_is_recorded(armed, tmp_path, entry):
+    reach, beside = ENTRY_POINTS[entry]
+    source = (HOSTILE / "computed_refused_call" / "hw6.py").read_text()
+    assert source.count("routine(a, k, stride=int(stride))") == 1
+    results = _grade(armed, tmp_path, source.replace("routine(a, k, stride=int(stride))", reach) + beside)
+    assert results["score"] == 0.0, _scores(results)
+    outputs = _named_outputs(results, "subpixel_conv")
+    for name, out in outputs.items():
+        assert re.search(r"subpixel_conv must not use a library transposed convolution: found `(conv_transpose2d|"
+                         r"ConvTranspose2d)` \(called while your code ran, in subpixel_conv\)", out), (name, out)
+    if entry == "module class":  # the class itself is named where the grader refuses it
+        assert "`ConvTranspose2d` (called while your code ran" in outputs["subpixel_conv: default stride is 2"]

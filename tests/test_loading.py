@@ -210,6 +210,20 @@ def test_constants_kept_only_when_made_of_constants(tmp_path):
     assert not {"DATA", "DERIVED", "a", "b"} & set(ns)
 
 
+def test_an_annotated_constant_is_kept_only_when_its_annotation_runs_nothing(tmp_path):
+    # the annotation of a module-level constant is evaluated: a call, subscript or attribute there
+    # is a statement that runs, so the whole line goes, like any other statement
+    notebook(tmp_path,
+             "calls = []\ndef _boom():\n    calls.append(1)\n    return int\n",
+             "LIMIT: _boom() = 1\nSIZES: list[int] = [1]\nDT: calls.append(2) = 3\n",
+             "N: int = 4\nM: 'float' = 2.5\n")
+    module = load(tmp_path)
+    ns = run(module)
+    assert (ns["N"], ns["M"]) == (4, 2.5)
+    assert not {"LIMIT", "SIZES", "DT"} & set(ns) and ns["calls"] == []
+    assert "_boom() = 1" not in module.source
+
+
 def test_line_numbers_match_the_cell(tmp_path):
     notebook(tmp_path, "x = compute()\n\ndef f():\n    raise ValueError('boom')\n")
     module = load(tmp_path)

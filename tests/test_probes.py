@@ -78,7 +78,56 @@ def test_a_call_reports_the_recorded_imports_of_the_names_asked(worker, monkeypa
     monkeypatch.setattr(refusals, "_first", {"sklearn.svm": "svm_fit", "sklearn": "svm_fit", "sklearnish": "f",
                                              "scipy.optimize": refusals.LOAD})
     reply = call(worker, ["m", "add"], args=[1, 2], refused=["sklearn", "scipy", "torch"])
-    assert reply == {"value": 3, "imports": [["sklearn", "svm_fit"], ["scipy", refusals.LOAD]]}
+    assert reply == {"value": 3, "imports": [["sklearn", "svm_fit"], ["scipy", refusals.LOAD]], "calls": []}
+
+
+CALLS_REFUSED = """
+import torch
+import torch.nn.functional as F
+
+kept = getattr(F, "uler"[::-1])  # taken at load: called later through the module's own global
+
+
+def by_name(x):
+    return getattr(torch.nn.functional, "uler"[::-1])(x)
+
+
+def by_alias(x):
+    return getattr(torch, "relu")(x)
+
+
+def by_global(x):
+    return kept(x)
+
+
+def by_class(x):
+    return getattr(torch.nn, "ReL" + "U")()(x)
+
+
+def honest(x):
+    return x.clamp(min=0)
+"""
+
+
+@pytest.mark.parametrize("function, called", [
+    ("by_name", [["relu", "by_name"]]), ("by_alias", [["relu", "by_alias"]]), ("by_global", [["relu", "by_global"]]),
+    ("by_class", [["ReLU", "by_class"], ["relu", "by_class"]]), ("honest", []),
+])
+def test_a_call_reports_the_refused_routines_it_called_through_any_public_entry_point(monkeypatch, function, called):
+    monkeypatch.setattr(refusals, "_called", {})
+    module = types.ModuleType("m")
+    exec(CALLS_REFUSED, module.__dict__)
+    worker = types.SimpleNamespace(modules={"m": module}, load_errors={}, objects={})
+    originals = (torch.nn.functional.relu, torch.relu, torch.nn.ReLU.forward, torch.nn.ReLU.__init__, module.kept)
+    reply = call(worker, ["m", function], args=[torch.tensor([-1.0, 2.0])], refused=["relu", "ReLU"])
+    assert torch.equal(reply["value"], torch.tensor([0.0, 2.0]))
+    assert reply["calls"] == called
+    # everything put back: outside a call with refusals, nothing is watched
+    assert (torch.nn.functional.relu, torch.relu, torch.nn.ReLU.forward, torch.nn.ReLU.__init__, module.kept) == \
+        originals
+    before = dict(refusals._called)
+    assert "calls" not in call(worker, ["m", function], args=[torch.tensor([1.0])])
+    assert refusals._called == before
 
 
 LOADED = textwrap.dedent("""

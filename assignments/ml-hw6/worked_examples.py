@@ -16,6 +16,12 @@ SVM_B = 0.0
 SVM_ALPHA = np.array([0.5, 0.5])
 # the sheet asks for the dual QP with cvxopt: a library SVM is refused (a teaching rule, see mlgrade.refuse)
 SVM_REFUSED = {"sklearn": "scikit-learn", "SVC": "scikit-learn's SVC", "LinearSVC": "scikit-learn's LinearSVC"}
+# the sheet asks for numpy only: a library transposed convolution or pixel shuffle is refused
+SUBPIXEL_REFUSED = {
+    "conv_transpose2d": "a library transposed convolution", "ConvTranspose2d": "a library transposed convolution",
+    "conv_transpose1d": "a library transposed convolution", "pixel_shuffle": "pixel shuffle",
+    "PixelShuffle": "pixel shuffle",
+}
 
 # --- HMM: three urns -------------------------------------------------------
 # From the sheet (and ASSIGNMENTS.md): three urns, symbols red = 0, blue = 1;
