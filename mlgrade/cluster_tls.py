@@ -16,6 +16,7 @@ from distributed import Security
 
 __all__ = ["ClusterError", "client_security", "folder_security", "on_loopback", "tls_refused", "MSG_TLS_REFUSED"]
 
+
 class ClusterError(RuntimeError):
     """The cluster cannot grade at all (no scheduler, no worker, limits that disagree)."""
 

@@ -26,6 +26,7 @@ from mlgrade.batch import ExportError, grade_class
 from mlgrade.intake import Submission, discover
 from mlgrade.pool import Failure, Pool, run_pool
 from mlgrade.scores import write_scores
+from conftest import relocated
 from mlgrade.results import is_engine_failure
 from mlgrade.terminal import printable
 from mlgrade.validate import apply_mutant, load_mutants
@@ -282,7 +283,7 @@ def test_engine_failure_is_no_score(tmp_path):
     root = tmp_path / "root"
     (root / "graders" / "ml-hw6").mkdir(parents=True)
     (root / "graders" / "ml-hw6" / "test_broken.py").write_text("def test_batchnorm_forward(:\n")
-    broken = open_course(root).get("ml-hw6")
+    broken = relocated(A, root / "graders" / "ml-hw6")
     (tmp_path / "subs" / "alice").mkdir(parents=True)
     shutil.copy(REF, tmp_path / "subs" / "alice" / "hw6.py")
     out = tmp_path / "out"
