@@ -284,16 +284,16 @@ def _assignment(bundle: bytes, assignment_id: str) -> Assignment:
     if digest not in _ASSIGNMENTS:
         with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
             manifest = json.loads(zf.read(BUNDLE_MANIFEST))
-        base = private_dir(Path(tempfile.gettempdir()) / f"mlgrade-cluster-{os.geteuid()}")
-        target = base / digest[:32]
-        if not target.is_dir():
-            extract_bundle(bundle, target)
-        assignment = open_course(target).get(assignment_id)
+        # what the bundle says of itself is checked before anything of it is unpacked or read
         if manifest.get("assignment") != assignment_id:
             raise RuntimeError(f"the bundle is for {manifest.get('assignment')!r}, not {assignment_id!r}")
         if manifest.get("mlgrade") != importlib.metadata.version("mlgrade"):
             raise RuntimeError(MSG_ENGINE_MISMATCH.format(what=f"mlgrade {importlib.metadata.version('mlgrade')}"))
-        _ASSIGNMENTS[digest] = assignment
+        base = private_dir(Path(tempfile.gettempdir()) / f"mlgrade-cluster-{os.geteuid()}")
+        target = base / digest[:32]
+        if not target.is_dir():
+            extract_bundle(bundle, target)
+        _ASSIGNMENTS[digest] = open_course(target).get(assignment_id)
     return _ASSIGNMENTS[digest]
 
 

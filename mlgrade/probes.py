@@ -355,7 +355,7 @@ def set_globals(worker, target, values):
         setattr(module, name, value)
 
 
-# -- course probes (ml1-sheet11's classifier, ml2-sheet10's networks): registered like any other;
+# -- probes for grader-built objects (a linear classifier, networks): registered like any other;
 # -- they move to their course with issue 17 ------------------------------------------------
 
 

@@ -306,23 +306,26 @@ def _bundle(entries: dict, manifest: dict | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def test_the_bundle_holds_graders_and_reference_and_is_the_same_bytes_each_time():
+def test_the_bundle_is_a_course_of_one_assignment_and_the_same_bytes_each_time():
     bundle = cluster.make_bundle(A)
     assert bundle == cluster.make_bundle(A)
     names = zipfile.ZipFile(io.BytesIO(bundle)).namelist()
     assert "reference/ml-hw6/hw6.py" in names and any(n.startswith("graders/ml-hw6/test_") for n in names)
-    assert {n.split("/")[0] for n in names} == {"graders", "reference", cluster.BUNDLE_MANIFEST}
+    assert {"mlgrade-course.toml", "assignments/ml-hw6/assignment.toml"} <= set(names)
+    assert {n.split("/")[0] for n in names} <= {"mlgrade-course.toml", "assignments", "lib", "graders", "reference",
+                                                cluster.BUNDLE_MANIFEST}
+    assert not [n for n in names if n.startswith(("assignments/", "graders/", "reference/")) and "/ml-hw6/" not in n]
     assigned = cluster._assignment(bundle, "ml-hw6")
     assert (assigned.graders_dir / "conftest.py").read_bytes() == (A.graders_dir / "conftest.py").read_bytes()
-    assert oct(os.stat(assigned.root.parent).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(assigned.course.root.parent).st_mode & 0o777) == "0o700"
 
 
 @pytest.mark.parametrize("name, error", [
-    ("graders/../../escape.py", "the assignment bundle's entry 'graders/../../escape.py' refused: outside graders/ "
-                                "and reference/"),
-    ("tests/test_x.py", "the assignment bundle's entry 'tests/test_x.py' refused: outside graders/ and reference/"),
+    ("graders/../../escape.py", "the assignment bundle's entry 'graders/../../escape.py' refused: outside the "
+                                "bundle's folder"),
+    ("../escape.py", "the assignment bundle's entry '../escape.py' refused: outside the bundle's folder"),
 ])
-def test_a_bundle_entry_outside_graders_and_reference_is_refused(name, error):
+def test_a_bundle_entry_outside_its_folder_is_refused(name, error):
     with pytest.raises(RuntimeError, match=re.escape(error)):
         cluster._assignment(_bundle({name: "x = 1\n"}), "ml-hw6")
 
