@@ -168,7 +168,11 @@ class Assignment:
         found = [(COURSE_FILE, self.course.root / COURSE_FILE)]
         for kind in kinds:
             folder = self.course.folder(kind) if kind == "lib" else self._folder(kind)
-            found += [(p.relative_to(self.course.root).as_posix(), p) for p in sorted(folder.rglob("*"))
+            # where it goes: its place in the course (a folder the layout puts outside the root
+            # goes where the default layout has it)
+            place = folder.relative_to(self.course.root) if folder.is_relative_to(self.course.root) else \
+                Path(LAYOUT[kind], *([] if kind == "lib" else [self.id]))
+            found += [((place / p.relative_to(folder)).as_posix(), p) for p in sorted(folder.rglob("*"))
                       if p.is_file() and not SKIPPED.intersection(p.parts) and p.suffix != ".pyc"] if folder.is_dir() else []
         return found
 

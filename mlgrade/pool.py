@@ -60,11 +60,10 @@ def _slot_user(slot: int) -> str:
     return "mlgrade" if slot == 0 else f"mlgrade-w{slot}"
 
 
-def _init(assignment_id: str, root: str, slots) -> None:
-    """Pool process initializer: one worker user per process, the assignment loaded once."""
+def _init(assignment: Assignment, slots) -> None:
+    """Pool process initializer: one worker user per process, the assignment as the parent read it
+    (plain data: its course, paths and limits, not read again)."""
     global _ASSIGNMENT
-    from mlgrade.course import open_course
-
     slot = slots.get()
     if os.geteuid() == 0:
         os.environ["MLGRADE_WORKER_USER"] = _slot_user(slot)
@@ -72,7 +71,7 @@ def _init(assignment_id: str, root: str, slots) -> None:
     import torch  # noqa: F401
 
     import mlgrade.runner  # noqa: F401
-    _ASSIGNMENT = open_course(root).get(assignment_id)
+    _ASSIGNMENT = assignment
 
 
 def cut_log(text: str) -> str:
@@ -122,9 +121,8 @@ class Pool:
         slots = self.ctx.Queue()
         for slot in range(self.jobs):
             slots.put(slot)
-        root = str(self.assignment.course.root)
         self.executor = ProcessPoolExecutor(self.jobs, mp_context=self.ctx, initializer=_init,
-                                            initargs=(self.assignment.id, root, slots))
+                                            initargs=(self.assignment, slots))
         return self.executor
 
     def kill(self) -> None:
