@@ -8,7 +8,6 @@ package is edited."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgrade.build import build_wheel
+from mlgrade.build import build_wheel, pinned_requirements
 from test_docker import _wheelhouse, docker_engine, grade as grade_in_docker  # noqa: F401  (a fixture)
 
 CONTRACT = '''id = "ridge"
@@ -154,9 +153,15 @@ def _digest(folder: Path) -> str:
 
 
 def _fresh_venv(folder: Path, *packages: str) -> Path:
-    """A venv that sees nothing of this machine's packages: torch's CPU build first, as the README says."""
+    """A venv that sees nothing of this machine's packages: torch's CPU build first, as the README says.
+
+    The versions are those installed here (a constraints file, not requirements): the zip it builds
+    then pins what the suite's Docker wheelhouse and runtime image already hold."""
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-    pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    constraints = folder / "constraints.txt"
+    constraints.write_text("\n".join(pinned_requirements()) + "\n")
+    pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+           "-c", str(constraints)]
     subprocess.run([*pip, "torch==2.13.0"], check=True, timeout=1200)
     subprocess.run([*pip, *packages], check=True, timeout=1200)
     return folder / "bin"
@@ -216,7 +221,7 @@ def autograder_zip(instructor, docker_engine):  # noqa: F811
         names = zf.namelist()
         pins = zf.read("requirements.txt").decode().split()
     assert "graders/ridge/test_ridge.py" in names and "assignments/ridge/assignment.toml" in names
-    assert all("==" in p for p in pins) and not [p for p in pins if p.startswith(("scikit-learn", "cvxopt"))]
+    assert all("==" in p for p in pins) and not [p for p in pins if p.startswith(("scikit-learn", "cvxopt", "pip=="))]
     return zip_path
 
 
