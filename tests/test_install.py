@@ -39,6 +39,10 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     # the README's way: the CPU build of torch first, which the package's range accepts
     subprocess.run([*pip, "torch==2.13.0"], check=True, timeout=1200)
     subprocess.run([*pip, str(project)], check=True, timeout=1200)
+    # the engine brings no course's libraries: where a course is graded, its assignments' `requires` are
+    # installed too (README, "Installing elsewhere")
+    requires = sorted({r for a in open_course(REPO).assignments() for r in a.requires})
+    subprocess.run([*pip, *requires], check=True, timeout=1200)
     return venv / "bin" / "mlgrade", project
 
 
