@@ -75,6 +75,6 @@ def test_the_examples_grade_under_tmp_as_in_the_checkout(installed, tmp_path):
 def test_a_student_self_check_from_a_venv_under_tmp_passes_a_correct_file(installed, tmp_path):
     mlgrade, project = installed
     shutil.copy(project / "reference" / "ml-hw6" / "hw6.py", tmp_path / "hw6.py")
-    run = subprocess.run([str(mlgrade), "check", "ml-hw6"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    run = subprocess.run([str(mlgrade), "check", "ml-hw6", "--course", str(project)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:]
     assert "ModuleNotFoundError" not in run.stdout and "Your code printed" not in run.stdout
