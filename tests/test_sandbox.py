@@ -273,13 +273,22 @@ def test_the_worker_sees_only_the_system_and_the_interpreter(sb, readable_secret
 def test_a_protected_path_inside_the_view_is_masked():
     import mlgrade
 
-    inside = os.path.join(os.path.dirname(mlgrade.__file__), "assignments")
-    with sandbox() as box:  # control: the engine's package is in the view
-        assert not absent(box, inside)
-    with sandbox(protected=[inside]) as box:
-        assert absent(box, inside)
-        assert box.report.missing == []
-    assert os.listdir(inside)  # masked in the worker only
+    # a folder inside the engine's package, which the view holds (the engine carries no course folder)
+    inside = os.path.join(os.path.dirname(mlgrade.__file__), f"masked-by-test-{os.getpid()}")
+    os.makedirs(inside)
+    try:
+        with open(os.path.join(inside, "secret.txt"), "w") as fh:
+            fh.write("hidden\n")
+        os.chmod(inside, 0o755)
+        os.chmod(os.path.join(inside, "secret.txt"), 0o644)
+        with sandbox() as box:  # control: the engine's package is in the view
+            assert not absent(box, inside)
+        with sandbox(protected=[inside]) as box:
+            assert absent(box, inside)
+            assert box.report.missing == []
+        assert os.listdir(inside)  # masked in the worker only
+    finally:
+        shutil.rmtree(inside, ignore_errors=True)
 
 
 @needs_root
