@@ -37,9 +37,9 @@ class RegistrationError(ValueError):
 def register(fn=None, *, name: str | None = None):
     """Add ``fn`` to the probes the worker may run, under ``name`` (default: its own name).
 
-    Used as a decorator. A probe is a plain function whose first parameter is ``worker``;
-    a course registers its own probes the same way, from a file imported in the worker
-    before the table is bound.
+    Used as a decorator. A probe is a plain function whose first parameter is ``worker``.
+    Only the engine's probes are registered today (a course cannot yet ship its own: a file of
+    the course is not readable in the confined worker, so it would have to travel as source).
     """
     def add(fn):
         key = name or getattr(fn, "__name__", "")
@@ -355,8 +355,8 @@ def set_globals(worker, target, values):
         setattr(module, name, value)
 
 
-# -- probes for grader-built objects (a linear classifier, networks): registered like any other;
-# -- they move to their course with issue 17 ------------------------------------------------
+# -- probes for objects a grader builds in the worker (a linear classifier, networks of plain torch
+# -- layers): registered like any other ------------------------------------------------------
 
 
 def _linear_scores_class():
