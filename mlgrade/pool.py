@@ -11,7 +11,7 @@ time, so the one that breaks it again is the one marked failed. Every submission
 exactly once (:func:`report`).
 
 When grading as root, pool process k runs student code as its own user (``mlgrade`` for k=0,
-``mlgrade-w<k>`` otherwise): the sandbox kills every process of its worker user when a
+``mlgrade-w<k>`` otherwise; ``$MLGRADE_WORKER_USER`` replaces ``mlgrade``): the sandbox kills every process of its worker user when a
 submission ends, which must not reach a neighbour's worker.
 """
 from __future__ import annotations
@@ -57,7 +57,10 @@ _FORK_SERVERS = None  # this process's fork servers (runner.ForkServers): worker
 
 
 def _slot_user(slot: int) -> str:
-    return "mlgrade" if slot == 0 else f"mlgrade-w{slot}"
+    from mlgrade.provision import worker_user_name
+
+    base = worker_user_name()
+    return base if slot == 0 else f"{base}-w{slot}"
 
 
 def _init(assignment: Assignment, slots) -> None:

@@ -14,9 +14,17 @@ import sysconfig
 from pathlib import Path
 
 WORKER_USER = "mlgrade"
+WORKER_USER_ENV = "MLGRADE_WORKER_USER"
 
 
-def ensure_user(name: str = WORKER_USER) -> str:
+def worker_user_name() -> str:
+    """The worker user of this machine's gradings: ``$MLGRADE_WORKER_USER``, else ``mlgrade``.
+    Two grading sessions that must not reap each other's workers name different users."""
+    return os.environ.get(WORKER_USER_ENV) or WORKER_USER
+
+
+def ensure_user(name: str | None = None) -> str:
+    name = name or worker_user_name()
     try:
         pwd.getpwnam(name)
         return f"user {name} exists"
@@ -45,13 +53,14 @@ def main() -> int:
     if os.geteuid() != 0:
         print("mlgrade setup-worker: not root; student code will run as the current user (no uid separation)")
         return 0
-    print(ensure_user())
+    user = worker_user_name()
+    print(ensure_user(user))
     for line in ensure_interpreter_reachable():
         print(line)
-    check = subprocess.run(["setpriv", f"--reuid={pwd.getpwnam(WORKER_USER).pw_uid}", "--regid=65534", "--clear-groups",
+    check = subprocess.run(["setpriv", f"--reuid={pwd.getpwnam(user).pw_uid}", "--regid=65534", "--clear-groups",
                             sys.executable, "-I", "-c", "import numpy, mlgrade.worker"], capture_output=True, text=True)
     if check.returncode != 0:
         print(f"the worker user cannot import numpy and mlgrade:\n{check.stderr[-800:]}")
         return 1
-    print(f"worker user {WORKER_USER} can run {sys.executable} with numpy and mlgrade")
+    print(f"worker user {user} can run {sys.executable} with numpy and mlgrade")
     return 0

@@ -553,3 +553,12 @@ def test_a_long_log_keeps_its_beginning_and_its_end(monkeypatch):
     monkeypatch.setattr(pool, "MAX_LOG_CHARS", 10)
     assert pool.cut_log("0123456789") == "0123456789"
     assert pool.cut_log("begin......grader error") == "begin\n[... 13 characters cut ...]\nerror"
+
+
+def test_two_sessions_on_one_machine_name_their_own_worker_users(monkeypatch):
+    """Each session reaps every process of its worker users when a grading ends, so a second
+    session names its own with $MLGRADE_WORKER_USER (its pool's extra slots follow the name)."""
+    monkeypatch.delenv("MLGRADE_WORKER_USER", raising=False)
+    assert [pool._slot_user(k) for k in range(3)] == ["mlgrade", "mlgrade-w1", "mlgrade-w2"]
+    monkeypatch.setenv("MLGRADE_WORKER_USER", "mlgrade-ci")
+    assert [pool._slot_user(k) for k in range(3)] == ["mlgrade-ci", "mlgrade-ci-w1", "mlgrade-ci-w2"]
