@@ -17,7 +17,7 @@ hw6 = student("hw6")
 VAE_EPOCHS = 200  # as in the playground cell
 
 
-@figure("batchnorm", "batchnorm_forward: three features of different scales, before and after", size=(10, 5),
+@figure("batchnorm", "batchnorm_forward: three features of different scales, before and after", size=(10, 5.5),
         caption="Not a figure of the sheet. 50 points with features of mean 5, -3, 0 and standard deviation 4, "
                 "0.5, 1, normalised with gamma = (1, 2, 0.5) and beta = (0, 1, -1): after batch norm each "
                 "feature has mean beta and standard deviation gamma (measured in the titles). With the biased "
@@ -32,9 +32,9 @@ def batchnorm(fig):
     axes = fig.subplots(2, 3)
     for j in range(3):
         axes[0, j].hist(x[:, j], bins=12, color="#888")
-        axes[0, j].set_title(f"x[:, {j}]: mean {x[:, j].mean():.2f}, std {x[:, j].std():.3f}", fontsize=9)
+        axes[0, j].set_title(f"x[:, {j}]: mean {x[:, j].mean():.2f}, std {x[:, j].std():.3f}", fontsize=10)
         axes[1, j].hist(out[:, j], bins=12, color="#3465a4")
-        axes[1, j].set_title(f"out[:, {j}]: mean {out[:, j].mean():.2f}, std {out[:, j].std():.3f}", fontsize=9)
+        axes[1, j].set_title(f"out[:, {j}]: mean {out[:, j].mean():.2f}, std {out[:, j].std():.3f}", fontsize=10)
     axes[0, 0].set_ylabel("before")
     axes[1, 0].set_ylabel("after batchnorm_forward")
 
