@@ -159,7 +159,7 @@ def kl_loss(mu, log_sigma):
     return mu.sum()
 
 def subpixel_conv(A, K, stride=2):
-    raise ValueError("stride must be 1")
+    raise ValueError("stride must be 1 <script>alert(1)</script>")
 '''
 
 
@@ -175,9 +175,10 @@ def test_a_figure_that_cannot_be_made_says_why_in_its_place(tmp_path):
     assert drawn["vae_loss"].problem.startswith("reparameterize(") and \
         "did not finish within 2 s" in drawn["vae_loss"].problem
     assert drawn["subpixel"].problem.startswith("subpixel_conv(") and \
-        "raised ValueError: stride must be 1" in drawn["subpixel"].problem
-    page = Page(write_page(tmp_path / "page.html", assignment, list(drawn.values()), "Graded hw6.py.", (0, 16),
-                           []).read_text())
+        "raised ValueError: stride must be 1 <script>alert(1)</script>" in drawn["subpixel"].problem
+    text = write_page(tmp_path / "page.html", assignment, list(drawn.values()), "Graded hw6.py.", (0, 16), []).read_text()
+    assert "<script" not in text  # the student's words are text on the page, never markup
+    page = Page(text)
     for name, d in drawn.items():
         assert page.sections[name]["yours"]["text"] == "Your figure could not be made:" + d.problem
         assert page.sections[name]["reference"]["png"].startswith(PNG)
