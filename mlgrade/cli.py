@@ -118,6 +118,9 @@ def cmd_check(args) -> int:
     from mlgrade.runner import grade, keeping_fork_servers
 
     assignment = open_course(args.course).get(args.assignment)
+    if args.page and not args.page.endswith((".html", ".htm")):  # `--page hw6.py` must not overwrite the work
+        raise SystemExit(f"mlgrade check: --page {args.page}: the page's path must end in .html (to check that "
+                         f"file, name it before --page: mlgrade check {assignment.id} {args.page} --page)")
     staged = _stage(assignment, args.files)
     try:
         with keeping_fork_servers():  # one fork server for the checks and the figures

@@ -218,3 +218,25 @@ def test_selfcheck_images_redraws_the_shipped_images_from_the_reference(tmp_path
         shipped = png_pixels((assignment.selfcheck_images / path.name).read_bytes())
         assert np.abs(png_pixels(path.read_bytes()) - shipped).max() < 0.02, \
             f"{path.name} is out of date: run `mlgrade selfcheck-images {assignment.id}`"
+
+
+def test_a_figure_without_its_reference_image_says_how_to_make_it(tmp_path):
+    from mlgrade.figures import Drawn, figure
+
+    assignment = COURSE.get("ml-hw6")
+    spec = figure("not_shipped", "a figure nobody drew from the reference")(lambda fig: None)
+    drawn = Drawn(spec, (assignment.selfcheck_images / "subpixel.png").read_bytes(), None, 0.1)
+    page = Page(write_page(tmp_path / "page.html", assignment, [drawn], "", None, []).read_text())
+    sides = page.sections["not_shipped"]
+    assert sides["yours"]["png"] == drawn.png and sides["reference"]["png"] is None
+    assert sides["reference"]["text"] == ("No reference image was shipped for this figure (the instructor makes them "
+                                          "with `mlgrade selfcheck-images ml-hw6`).")
+
+
+def test_a_page_path_that_is_not_html_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "hw6.py").write_text("x = 1\n")
+    proc = subprocess.run([sys.executable, "-m", "mlgrade.cli", "check", "ml-hw6", "--page", "hw6.py", "--course",
+                           str(ROOT)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 1
+    assert "--page hw6.py: the page's path must end in .html" in proc.stderr
+    assert (tmp_path / "hw6.py").read_text() == "x = 1\n" and sorted(p.name for p in tmp_path.iterdir()) == ["hw6.py"]
