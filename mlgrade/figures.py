@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from mlgrade.grading import GradingSession, SubmissionError, set_current
+from mlgrade.grading import GradingSession, set_current
 from mlgrade.sandbox import EngineFailure, Sandbox
 
 __all__ = ["Drawn", "FigureSpec", "declared", "draw_figures", "figure", "write_reference_images"]
