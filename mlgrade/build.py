@@ -301,7 +301,9 @@ mlgrade check {id}                                    # or: mlgrade check {id} p
 ```
 
 `mlgrade check` prints one line per public check and the failure messages; it exits 0 when
-every public check passes. Only the files named above are graded; anything else you write
+every public check passes. `mlgrade check {id} --page` also writes `{id}-selfcheck.html` (one
+file, works offline; the command prints how to open it) with the sheet's figures drawn from your
+own functions beside the reference's, when the assignment has figures. Only the files named above are graded; anything else you write
 (plots, training loops, prints) is not run by the autograder.
 """
 

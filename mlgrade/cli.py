@@ -1,4 +1,5 @@
-"""The ``mlgrade`` command line: run, check, validate, list, setup-worker, build, template, grade, certificates."""
+"""The ``mlgrade`` command line: run, check, selfcheck-images, validate, list, setup-worker, build, template, grade,
+certificates."""
 from __future__ import annotations
 
 import argparse
@@ -114,19 +115,57 @@ def _stage(assignment, files: list[str]) -> Path:
 
 
 def cmd_check(args) -> int:
-    from mlgrade.runner import grade
+    from mlgrade.runner import grade, keeping_fork_servers
 
     assignment = open_course(args.course).get(args.assignment)
+    if args.page and not args.page.endswith((".html", ".htm")):  # `--page hw6.py` must not overwrite the work
+        raise SystemExit(f"mlgrade check: --page {args.page}: the page's path must end in .html (to check that "
+                         f"file, name it before --page: mlgrade check {assignment.id} {args.page} --page)")
     staged = _stage(assignment, args.files)
     try:
-        outcome = grade(assignment, staged, None, public_only=True)
+        with keeping_fork_servers():  # one fork server for the checks and the figures
+            outcome = grade(assignment, staged, None, public_only=True)
+            drawn = None
+            if args.page is not None:
+                from mlgrade.figures import draw_figures
+
+                drawn = draw_figures(assignment, staged)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     console.print(_table(outcome, f"{assignment.id}: public checks"))
     _print_failures(outcome)
     _print_total(outcome)
     console.print("[dim]These are the public checks only; hidden tests on Gradescope check more.[/]")
+    if drawn is not None:
+        _write_page(assignment, outcome, drawn, Path(args.page or f"{assignment.id}-selfcheck.html"))
     return 0 if all(passed(t) for t in outcome.tests) else 1
+
+
+def _write_page(assignment, outcome, drawn, path: Path) -> None:
+    from mlgrade.selfcheck_page import write_page
+
+    graded = " ".join(outcome.results.get("output", "").splitlines()[:2])[:400]
+    failed = [f"{t.name}: {t.output.strip().splitlines()[0][:300]}" if t.output.strip() else t.name
+              for t in outcome.tests if not passed(t)]
+    path = write_page(path, assignment, drawn, graded, (sum(passed(t) for t in outcome.tests), len(outcome.tests)),
+                      failed).resolve()
+    made = sum(d.png is not None for d in drawn)
+    console.print(printable(f"Wrote the self-check page {path} ({made} of {len(drawn)} figures made from your code)."
+                            f" Open it: python3 -m webbrowser {path.as_uri()}"), markup=False, soft_wrap=True)
+
+
+def cmd_selfcheck_images(args) -> int:
+    from mlgrade.figures import write_reference_images
+
+    assignment = open_course(args.course).get(args.assignment)
+    written, problems = write_reference_images(assignment, Path(args.output) if args.output else None)
+    for path in written:
+        console.print(printable(f"wrote {path}"), markup=False)
+    if not written and not problems:
+        console.print(f"{assignment.id} declares no figures ({assignment.selfcheck_file} does not exist)")
+    for text in problems:
+        console.print(printable(f"mlgrade: {text}"), markup=False, style="red")
+    return 1 if problems else 0
 
 
 def cmd_validate(args) -> int:
@@ -296,7 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", parents=in_course, help="student self-check: public checks on your files")
     p.add_argument("assignment")
     p.add_argument("files", nargs="*", help="your files (default: the assignment's files in this folder)")
+    p.add_argument("--page", nargs="?", const="", metavar="PATH",
+                   help="also write a self-check page (one HTML file, works offline): the sheet's figures drawn from "
+                        "your code beside the reference's (default PATH: ./<assignment>-selfcheck.html)")
     p.set_defaults(func=cmd_check)
+    p = sub.add_parser("selfcheck-images", parents=in_course,
+                       help="draw the self-check's figures from the reference: assignments/<id>/selfcheck/*.png")
+    p.add_argument("assignment")
+    p.add_argument("-o", "--output", help="output folder (default assignments/<id>/selfcheck)")
+    p.set_defaults(func=cmd_selfcheck_images)
     p = sub.add_parser("validate", parents=in_course, help="reference 100%%, template 0%%, every mutant caught")
     p.add_argument("assignment")
     p.add_argument("--only", help="run only mutants whose name contains this")

@@ -10,7 +10,9 @@ A course folder (the default layout; ``[layout]`` in the course file may move an
 
     mlgrade-course.toml         name, layout, what is hidden
     assignments/<id>/           the contract (assignment.toml), public checks (test_public*.py),
-                                files given to students (utils.py) and what public checks import
+                                files given to students (utils.py), what public checks import,
+                                the self-check's figures (selfcheck.py) and the reference's images
+                                of them (selfcheck/*.png)
     lib/                        modules shared by the course's assignments (helpers found here too)
     reference/<id>/             reference solutions                        (hidden)
     graders/<id>/               hidden graders and their oracles           (hidden)
@@ -129,6 +131,16 @@ class Assignment:
     @property
     def data_dir(self) -> Path:
         return self._folder("data")
+
+    @property
+    def selfcheck_file(self) -> Path:
+        """The figures of the self-check page (optional; :mod:`mlgrade.figures`)."""
+        return self.public_dir / "selfcheck.py"
+
+    @property
+    def selfcheck_images(self) -> Path:
+        """The reference's figures as PNG images, shipped to students beside their declarations."""
+        return self.public_dir / "selfcheck"
 
     def public_tests(self) -> list[Path]:
         return sorted(self.public_dir.glob("test_public*.py"))

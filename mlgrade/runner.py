@@ -29,7 +29,7 @@ from mlgrade.forkserver import Zygote, grading_started
 from mlgrade.sandbox import Sandbox
 from mlgrade.terminal import PrintableStream
 
-__all__ = ["ForkServers", "Outcome", "fork_server", "grade", "keep_fork_servers", "keeping_fork_servers",
+__all__ = ["ForkServers", "Outcome", "fork_server", "grade", "kept_fork_server", "keep_fork_servers", "keeping_fork_servers",
            "template_imports"]
 
 PYTEST_INI = Path(__file__).with_name("pytest-grading.ini")
@@ -182,6 +182,11 @@ def keeping_fork_servers():
         servers.close()
 
 
+def kept_fork_server(assignment: Assignment) -> Zygote | None:
+    """The process's kept fork server for the assignment (:func:`keep_fork_servers`), or None."""
+    return _kept.get(assignment) if _kept is not None else None
+
+
 def grade(assignment: Assignment, submission_dir: Path, results_path: str | None = None,
           public_only: bool = False, echo: bool = False, zygote: Zygote | None = None) -> Outcome:
     """Grade ``submission_dir``; write results.json to ``results_path`` when given.
@@ -191,8 +196,8 @@ def grade(assignment: Assignment, submission_dir: Path, results_path: str | None
     grading's own, so that a worker restart is a fork, not an import.
     """
     start = time.monotonic()
-    if zygote is None and _kept is not None:
-        zygote = _kept.get(assignment)
+    if zygote is None:
+        zygote = kept_fork_server(assignment)
     # started first: a fork of this process before the submission, graders or reference are in it
     own_zygote = fork_server(assignment) if zygote is None else None
     try:
