@@ -2,15 +2,13 @@
 
 No reference solution here: pca is checked on data whose principal components are known, err
 against its formula and the gradient flip against autograd (with nets of the sheet's
-architecture built in the worker), the theory against autograd and brute force. When run by
-`mlgrade check`, the inpainting pictures are saved as PNG files in the current folder (next to
-the notebook): PCA at d = 10, 60, 360, and the generator's reconstruction when the notebook
-saved the trained generator with `torch.save(gnet.state_dict(), "gnet.pt")`.
+architecture built in the worker), the theory against autograd and brute force. The inpainted
+digits at d = 10, 60, 360 are on the self-check page: `mlgrade check ml2-sheet10 --page`. These
+checks run the same in `mlgrade check` and in grading.
 """
 import functools
 import itertools
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from mlgrade import assert_close, check, student, wire
-from mlgrade.grading import current
 from mlgrade.networks import network, parameter_grads
 
 sheet10 = student("sheet10")
@@ -27,7 +24,6 @@ close = partial(assert_close, rtol=1e-4, atol=1e-5)
 ENET = [["Linear", 784, 32], ["LeakyReLU", 0.2], ["Linear", 32, 1]]
 GNET = [["Linear", 784, 512], ["ReLU"], ["Linear", 512, 784], ["Tanh"]]  # the sheet's generator
 PICTURE_DS = (10, 60, 360)
-SAVED_GNET = "gnet.pt"
 
 
 def sequential(layers):
@@ -111,7 +107,7 @@ def test_crbm_free_energy(rng):
 
 @functools.lru_cache(maxsize=1)
 def digits():
-    """(training digits, ten test digits) as utils.getdata() gives them, quietly."""
+    """(1000 training digits, ten test digits) as utils.getdata() gives them, quietly."""
     from contextlib import redirect_stdout
     from io import StringIO
 
@@ -119,13 +115,7 @@ def digits():
 
     with redirect_stdout(StringIO()):
         Xr, Xt = utils.getdata()
-    return utils, Xr[:1000], Xt[:10]
-
-
-def self_check(request) -> bool:
-    """Whether this is `mlgrade check` (public checks only), not a grading with the hidden tests."""
-    graders = current().assignment.graders_dir
-    return not (graders and str(graders) in request.config.invocation_params.args)  # graders are a test path
+    return Xr[:1000], Xt[:10]
 
 
 def projection(value, z, d):
@@ -137,18 +127,10 @@ def projection(value, z, d):
 
 
 @check("pca: inpaints digits, the patch closer to the truth at d=10 than left blank (public)")
-def test_pca_pictures(request):
-    utils, Xr, x = digits()
+def test_pca_inpaints():
+    Xr, x = digits()
     z, m = patched(x)
     inpainted = {d: z * (1 - m) + m * projection(sheet10.pca(z, Xr, d), z, d) for d in PICTURE_DS}
-    if self_check(request):
-        for name, picture in [("original", x), ("patched", z), *((f"pca_d{d}", v) for d, v in inpainted.items())]:
-            utils.vis10(picture, f"sheet10_{name}.png")
-        if Path(SAVED_GNET).is_file():
-            gnet = sequential(GNET)
-            gnet.load_state_dict(torch.load(SAVED_GNET, weights_only=True))
-            with torch.no_grad():
-                utils.vis10(z * (1 - m) + m * gnet(z), "sheet10_generator.png")
     blank, filled = ((z - x) * m).pow(2).sum(), ((inpainted[10] - x) * m).pow(2).sum()
     if not filled < blank:
         raise AssertionError(f"pca(z, Xr, 10) fills the patch worse than leaving it blank "
