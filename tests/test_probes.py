@@ -262,7 +262,8 @@ def test_a_worker_sees_the_same_interpreter_whatever_started_the_grading():
     assert out["argv"] == ["-m", "mlgrade.worker"]
     assert out["main"] == ["__doc__", "__loader__", "__name__", "__package__", "__spec__"]
     assert set(out["modules"]) <= {"mlgrade", "mlgrade.worker", "mlgrade.worker_errors", "mlgrade.probes",
-                                   "mlgrade.wire", "mlgrade.refusals", "mlgrade.channel"}
+                                   "mlgrade.wire", "mlgrade.refusals", "mlgrade.channel",
+                                   "mlgrade.autograd_capture"}
     assert "student" not in out["package"] and "runner" not in out["package"] and "cli" not in out["package"]
     assert out["refused"] == ("a submission may not import mlgrade.course: mlgrade is the autograder, "
                               "not a library for your code")
