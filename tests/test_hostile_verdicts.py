@@ -48,6 +48,16 @@ def test_reparameterize_grad(seed):
     assert_close(z, ref.reparameterize(mu, log_sigma, eps), name="z")
     assert all(grad is not None for grad in grads), "no gradient reached mu or log_sigma"
     assert_close(list(grads), [upstream, upstream * eps * log_sigma.exp()], rtol=1e-4, atol=1e-5, name="gradients")
+
+
+@check("kl_loss: gradients for mu and log_sigma (grad)")
+def test_kl_grad(seed):
+    g = torch.Generator().manual_seed(seed)
+    mu, log_sigma = torch.randn(5, 2, generator=g), 0.5 * torch.randn(5, 2, generator=g)
+    kl, grads = hw6.kl_loss.grad(mu, log_sigma, wrt=(0, 1))
+    assert_close(kl, ref.kl_loss(mu, log_sigma), rtol=1e-5, atol=1e-6, name="kl")
+    assert all(grad is not None for grad in grads), "no gradient reached mu or log_sigma"
+    assert_close(list(grads), [mu, torch.exp(2 * log_sigma) - 1], rtol=1e-4, atol=1e-5, name="gradients")
 '''
 # test_svm.py: four random problems and the KKT conditions, 2 points each, and the float64 dtype
 # test, 1; SVC cannot fit the n=2 problem (both points of one class), so scikit-learn is worth
@@ -181,8 +191,35 @@ def test_probes_replaced_by_name_earn_nothing(armed, tmp_path):
         assert UNCHANGED in out
     for name, out in _named_outputs(results, "svm_fit").items():
         assert REFUSED_AT_RUN_TIME in out if name != ONE_CLASS else "raised ValueError" in out
-    assert "no gradient reached" in _named_outputs(results, "reparameterize: gradients")[
+    # the replaced grad probe is no longer consulted: the numpy function's graph is a constant
+    assert GRAPH_CONSTANT in _named_outputs(results, "reparameterize: gradients")[
         "reparameterize: gradients reach mu and log_sigma (grad)"]
+
+
+# what a graph of constants (values the worker computed on the decoys it was sent) gives on the grader's inputs
+GRAPH_CONSTANT = "z: "
+GRADIENT_TESTS = ("reparameterize: gradients reach mu and log_sigma (grad)", "kl_loss: gradients for mu and log_sigma (grad)")
+
+
+def test_gradients_forged_through_the_bound_table_earn_nothing(armed, tmp_path):
+    """gradient_graph replaced in the bound table (reached through gc) by a probe that answers with
+    constants: the numpy value and finite differences on the decoys it was sent. The graph is
+    replayed on the grader's inputs, which the worker never saw: the gradient tests earn nothing."""
+    results = _grade(armed, tmp_path, (HOSTILE / "forged_gradient_table" / "hw6.py").read_text())
+    assert _scores(results) == {"reparameterize: z = mu + sigma * eps": 1.0}  # the honest part: numpy values
+    outputs = _named_outputs(results, "reparameterize: gradients")
+    assert outputs[GRADIENT_TESTS[0]].startswith(GRAPH_CONSTANT), outputs
+
+
+def test_numpy_with_finite_difference_backward_earns_only_its_values(armed, tmp_path):
+    """numpy functions in an autograd.Function whose backward is finite differences: gradients flow in the
+    worker, but the traced graph holds constants, and its replay on the grader's inputs is wrong."""
+    results = _grade(armed, tmp_path, (HOSTILE / "numpy_finite_differences" / "hw6.py").read_text())
+    assert _scores(results) == {"reparameterize: z = mu + sigma * eps": 1.0, "kl_loss: summed over every element": 1.0}
+    outputs = {**_named_outputs(results, "reparameterize: gradients"), **_named_outputs(results, "kl_loss: gradients")}
+    assert outputs[GRADIENT_TESTS[0]].startswith(GRAPH_CONSTANT), outputs
+    # a sum over every element takes the same value on a reordering of its inputs: the gradients tell
+    assert outputs[GRADIENT_TESTS[1]].startswith("gradients[0]: "), outputs
 
 
 def test_importing_mlgrade_internals_is_refused_with_a_message(armed, tmp_path):
