@@ -189,3 +189,56 @@ def gradient_graph(worker, target, args=(), kwargs=None, nets=(), wrt=(), grad_o
         raise probes.ProbeError(ErrorKind.UNSUPPORTED,
                                 f"its computation cannot be sent to the grader as a graph: {exc}") from None
     return {"graph": graph, "returned": returned[-1] if returned else None}
+
+
+@probes.register
+def module_gradient_graph(worker, target, args=(), kwargs=None, state=(), x=None, grad_output=None, wrt=(), seed=0):
+    """Capture one train-mode step of the module ``target(*args, **kwargs)`` as a graph (data).
+
+    The placeholders are the module's parameters and buffers (``state``, in
+    :func:`mlgrade.probes.module_state` order, put in place of the module's own tensors wherever
+    the module holds them), then ``x``, then ``grad_output``; the graph's output is ``[output,
+    [gradient or None per state entry in wrt, then for x]]`` of ``sum(output * grad_output)``.
+    Running statistics are written into their placeholders, as the module writes them.
+    """
+    import torch
+
+    cls = probes.lookup(worker, target)
+    if not callable(cls):
+        raise probes.ProbeError(ErrorKind.MISSING, f"{'.'.join(target)} is not callable")
+    torch.manual_seed(seed)
+    with during(".".join(target[1:])):
+        module = cls(*args, **dict(kwargs or {}))
+    if not isinstance(module, torch.nn.Module):
+        raise probes.ProbeError(ErrorKind.TYPE, f"{'.'.join(target)}(...) made a {type(module).__name__}, "
+                                "not a torch.nn.Module")
+    entries = probes.module_state(module)
+    if len(entries) != len(state) or any(tuple(e[1].shape) != tuple(s.shape) for e, s in zip(entries, state)):
+        raise probes.ProbeError(ErrorKind.STATE, "its parameters and buffers cannot take the reference's")
+    position = {id(e[1]): i for i, e in enumerate(entries)}
+    slots = [(table, name, position[id(tensor)]) for owner in torch.nn.Module.modules(module)
+             for table in (owner._parameters, owner._buffers) for name, tensor in table.items()
+             if tensor is not None and id(tensor) in position]
+    flat = [s.detach().clone() for s in state] + [x.detach().clone(), grad_output]
+    for i in [*wrt, len(state)]:
+        if flat[i].is_floating_point():
+            flat[i].requires_grad_(True)
+
+    def traced(*tensors):
+        for table, name, i in slots:
+            table[name] = tensors[i]
+        module.train()
+        torch.manual_seed(seed)
+        out = module(tensors[len(state)])
+        leaves = [tensors[i] for i in wrt] + [tensors[len(state)]]
+        if not isinstance(out, torch.Tensor) or not out.requires_grad or out.shape != tensors[-1].shape:
+            return [out if isinstance(out, torch.Tensor) else None, None]
+        return [out, list(torch.autograd.grad(out, leaves, tensors[-1].to(out.dtype), allow_unused=True))]
+
+    try:
+        with during(".".join(target[1:])):
+            graph = capture(traced, flat)
+    except CaptureError as exc:
+        raise probes.ProbeError(ErrorKind.UNSUPPORTED,
+                                f"its computation cannot be sent to the grader as a graph: {exc}") from None
+    return {"graph": graph}

@@ -20,7 +20,7 @@ import hashlib
 from mlgrade.autograd_replay import GraphRefused, ReplayFailed, rebuild, replay
 from mlgrade.grading import SubmissionError, _describe_call, _run
 
-__all__ = ["decoy", "gradient"]
+__all__ = ["decoy", "gradient", "replayed"]
 
 MSG_REFUSED = ("{call}: the grader replays your computation and its gradients from the torch operations "
                "it runs, and cannot here: {why}")
@@ -76,16 +76,7 @@ def gradient(module: str, path: tuple, name: str, args, kwargs, wrt=(), grad_out
     if grad_output is not None:
         real.append(grad_output)
     returned = str(reply.get("returned") if isinstance(reply, dict) else None)[:200]
-    try:
-        graph = rebuild(reply.get("graph") if isinstance(reply, dict) else None, len(real))
-        out = replay(graph, real)
-    except GraphRefused as exc:
-        raise SubmissionError(MSG_REFUSED.format(call=call, why=exc)) from None
-    except ReplayFailed as exc:
-        raise SubmissionError(MSG_FAILED.format(call=call, why=exc)) from None
-    if not (isinstance(out, list) and len(out) == 2):
-        raise SubmissionError(MSG_REFUSED.format(call=call, why="its graph does not give a value and gradients"))
-    value, grads = out
+    value, grads = replayed(reply, real, call)
     if not isinstance(value, torch.Tensor) or scalar and value.numel() != 1:
         raise SubmissionError((MSG_NOT_SCALAR if scalar else MSG_NOT_TENSOR).format(name=name, returned=returned))
     if grads is None and grad_output is None and value.numel() != 1 and leaves:
@@ -97,3 +88,16 @@ def gradient(module: str, path: tuple, name: str, args, kwargs, wrt=(), grad_out
         raise SubmissionError(MSG_REFUSED.format(call=call, why="its graph gives another number of gradients"))
     return value, grads
 
+
+def replayed(reply, inputs: list, call: str):
+    """The ``[value, gradients]`` of the graph in a probe's ``reply``, replayed here on ``inputs``."""
+    try:
+        graph = rebuild(reply.get("graph") if isinstance(reply, dict) else None, len(inputs))
+        out = replay(graph, inputs)
+    except GraphRefused as exc:
+        raise SubmissionError(MSG_REFUSED.format(call=call, why=exc)) from None
+    except ReplayFailed as exc:
+        raise SubmissionError(MSG_FAILED.format(call=call, why=exc)) from None
+    if not (isinstance(out, list) and len(out) == 2):
+        raise SubmissionError(MSG_REFUSED.format(call=call, why="its graph does not give a value and gradients"))
+    return out

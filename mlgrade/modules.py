@@ -23,7 +23,7 @@ from mlgrade import probes, wire
 from mlgrade.compare import assert_close
 from mlgrade.grading import RemoteFunction, SubmissionError, _describe_call, _run, current
 
-__all__ = ["ModuleRun", "CHECKS", "compare_module", "module_state", "one_thread", "randomized", "run_module",
+__all__ = ["ModuleRun", "CHECKS", "compare_module", "judged_gradients", "module_state", "one_thread", "randomized", "run_module",
            "transplanted"]
 
 CHECKS = ("architecture", "output", "gradients", "input_gradient", "buffers", "eval")
@@ -273,8 +273,10 @@ def compare_module(cls: RemoteFunction, reference, x, *args, checks=CHECKS, grad
                      dtype=dtype, expected=expected, **kwargs)
     if "output" in checks or "gradients" in checks or "input_gradient" in checks:
         _close(got.train_output, expected.train_output, "output (train mode)", rtol, atol)
+    if "gradients" in checks or "input_gradient" in checks:
+        grads, input_grad = judged_gradients(cls, args, kwargs, _state(reference), expected, x, grad_output, seed, dtype)
     if "gradients" in checks:
-        for name, want, have, mine in zip(expected.names, expected.grads, got.grads, got.names):
+        for name, want, have, mine in zip(expected.names, expected.grads, grads, got.names):
             if want is None:
                 continue
             if have is None:
@@ -282,9 +284,9 @@ def compare_module(cls: RemoteFunction, reference, x, *args, checks=CHECKS, grad
                                       "computation in torch and use every layer in forward")
             _close(have, want, f"gradient of `{mine}` (train mode)", rtol, atol)
     if "input_gradient" in checks:
-        if got.input_grad is None and expected.input_grad is not None:
+        if input_grad is None and expected.input_grad is not None:
             raise SubmissionError(f"{call}: no gradient reached the input x (no .detach(), .numpy() or no_grad in forward)")
-        _close(got.input_grad, expected.input_grad, "gradient of the input x (train mode)", rtol, atol)
+        _close(input_grad, expected.input_grad, "gradient of the input x (train mode)", rtol, atol)
     if "buffers" in checks:
         for i, (name, kind) in enumerate(zip(expected.names, expected.kinds)):
             if kind == "buffer":
@@ -294,6 +296,43 @@ def compare_module(cls: RemoteFunction, reference, x, *args, checks=CHECKS, grad
         _close(got.eval_output, expected.eval_output, "output (eval mode, after one train-mode forward pass "
                "updated the running statistics)", rtol, atol)
     return got
+
+
+def judged_gradients(cls: RemoteFunction, args, kwargs, state: list, expected: ModuleRun, x, grad_output, seed: int,
+                     dtype: str | None = None) -> tuple[list, object]:
+    """The gradients of a train-mode step of ``cls(*args, **kwargs)`` holding ``state``, computed here.
+
+    The worker traces the step on decoys of ``state``, ``x`` and the upstream gradient
+    (:mod:`mlgrade.gradients`); the graph is replayed on the real ones. Returns ([gradient or
+    None per entry of ``expected``], gradient of x or None), as :func:`probes.exercise_module` does.
+    """
+    import torch
+
+    from mlgrade.gradients import decoy, replayed
+
+    if dtype is not None:
+        state, x = [t.to(getattr(torch, dtype)) if t.is_floating_point() else t for t in state], x.to(getattr(torch, dtype))
+    if grad_output is None:  # the seeded draw of exercise_module, with the reference's output shape
+        out = expected.train_output
+        grad_output = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=out.dtype)
+    wrt = [i for i, kind in enumerate(expected.kinds) if kind == "parameter"]
+    real = [*state, x, grad_output]
+    key = ("module_gradient_graph", cls.name, _digest([list(args), kwargs, real, seed]))
+    memo = current().memo
+    if key not in memo:
+        reply = cls._probe("module_gradient_graph", _call(cls, args, kwargs, x), args=list(args), kwargs=kwargs,
+                           state=[decoy(t) for t in state], x=decoy(x), grad_output=decoy(grad_output), wrt=wrt,
+                           seed=seed)
+        _, grads = replayed(reply, real, _call(cls, args, kwargs, x))
+        if grads is None:
+            grads = [None] * (len(wrt) + 1)
+        if not (isinstance(grads, list) and len(grads) == len(wrt) + 1):
+            raise SubmissionError(f"{_call(cls, args, kwargs, x)}: its graph gives another number of gradients")
+        entry_grads = [None] * len(state)
+        for i, grad in zip(wrt, grads):
+            entry_grads[i] = grad
+        memo[key] = entry_grads, grads[-1]
+    return memo[key]
 
 
 def transplanted(cls: RemoteFunction, reference, *args, seed: int = 0, **kwargs) -> wire.Ref:
