@@ -10,7 +10,10 @@ student's attribute names are free. A different count or shape, or a layer used 
 (one tensor under two names), fails with both architectures listed. Then both modules run
 the same steps (:func:`mlgrade.probes.exercise_module`): a train-mode forward and backward
 (outputs, parameter and input gradients, running statistics after the step) and an
-eval-mode forward. Only tensors and lists come back from the worker.
+eval-mode forward. Only tensors and lists come back from the worker. The gradients that are
+compared do not come from that run: the worker traces the train-mode step and its backward on
+decoys of the reference's state, ``x`` and the upstream gradient, and the grading process
+replays that graph on the real ones (:func:`judged_gradients`, :mod:`mlgrade.gradients`).
 """
 from __future__ import annotations
 
@@ -41,7 +44,6 @@ class ModuleRun:
     owners: list
     aliases: list
     n_parameters: int
-    transplanted: bool = False
     ref: wire.Ref | None = None
     train_output: object = None
     input_grad: object = None
@@ -57,7 +59,7 @@ class ModuleRun:
         ref = info.get("ref")
         run = cls(type=str(info["type"]), names=list(info["names"]), shapes=[tuple(s) for s in info["shapes"]],
                   kinds=list(info["kinds"]), owners=list(info["owners"]), aliases=list(info["aliases"]),
-                  n_parameters=int(info["n_parameters"]), transplanted=bool(info.get("transplanted")),
+                  n_parameters=int(info["n_parameters"]),
                   ref=wire.Ref(ref["ref"]) if isinstance(ref, dict) else None,
                   state=list(info.get("state") or []), training=info.get("training"))
         for name in RUN_FIELDS:

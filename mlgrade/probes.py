@@ -282,12 +282,10 @@ def module_check(worker, target, args=(), kwargs=None, state=None, x=None, grad_
     if not isinstance(module, torch.nn.Module):
         raise ProbeError(ErrorKind.TYPE, f"{'.'.join(target)}(...) made a {type(module).__name__}, not a torch.nn.Module")
     info = _describe_module(module)
-    info["transplanted"] = False
     if state is not None:
         if len(state) != len(info["shapes"]) or any(list(s.shape) != shape for s, shape in zip(state, info["shapes"])):
             return info
         transplant(module, state)
-        info["transplanted"] = True
     if dtype is not None:
         module.to(getattr(torch, dtype))
     if keep:

@@ -181,7 +181,9 @@ def test_the_probe_table_is_explicit_and_holds_the_engine_probes():
     from mlgrade import probes
 
     table = probes.bind()
-    assert {"call", "grad", "signature", "fetch", "module_check", "module_state_of", "set_globals"} <= set(table)
+    assert {"call", "gradient_graph", "module_gradient_graph", "signature", "fetch", "module_check", "module_state_of",
+            "set_globals"} <= set(table)
+    assert not {"grad", "parameter_grads"} & set(table)  # gradients are judged in the grading process
     assert "lookup" not in table and "_keep" not in table and "bind" not in table  # helpers are not probes
     with pytest.raises(TypeError):
         table["call"] = None  # read-only
