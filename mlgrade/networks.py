@@ -32,21 +32,18 @@ def network(layers: list, state: list) -> wire.Ref:
 
 def parameter_grads(fn: RemoteFunction, *args, of: tuple[int, ...]):
     """(value, [[gradient or None per parameter] per net]) of ``fn(*args)``, the nets at positions ``of``
-    (Refs made by :func:`network`)."""
+    (Refs made by :func:`network`). Every network among ``args`` is sent as a decoy, not only those."""
     from mlgrade.gradients import gradient
 
     known = current().memo.get(_NETWORKS, {})
-    nets = {}
+    nets = {i: known[a.id] for i, a in enumerate(args) if isinstance(a, wire.Ref) and not a.path and a.id in known}
     for position in of:
-        ref = args[position]
-        if not (isinstance(ref, wire.Ref) and not ref.path and ref.id in known):
+        if position not in nets:
             raise TypeError(f"parameter_grads: argument {position} is not a network made by mlgrade.networks.network")
-        nets[position] = known[ref.id]
     value, grads = gradient(fn._module, fn._path, fn.name, args, {}, nets=nets, timeout=fn._timeout, scalar=True)
-    out, start = [], 0
-    for position in sorted(of):
+    by_position, start = {}, 0
+    for position in sorted(nets):
         count = len(nets[position][1])
-        out.append((position, grads[start:start + count]))
+        by_position[position] = grads[start:start + count]
         start += count
-    by_position = dict(out)
     return value, [by_position[position] for position in of]

@@ -275,3 +275,72 @@ def test_every_public_entry_point_of_a_refused_routine_is_recorded(armed, tmp_pa
                          r"ConvTranspose2d)` \(called while your code ran, in subpixel_conv\)", out), (name, out)
     if entry == "module class":  # the class itself is named where the grader refuses it
         assert "`ConvTranspose2d` (called while your code ran" in outputs["subpixel_conv: default stride is 2"]
+
+
+@pytest.mark.parametrize("case, tests", [("forged_gradient_table", GRADIENT_TESTS[:1]),
+                                         ("numpy_finite_differences", GRADIENT_TESTS)])
+def test_the_faked_gradients_are_worth_their_tests_where_the_worker_sees_the_graders_inputs(
+        armed, tmp_path, monkeypatch, case, tests):
+    """What each attack is worth, and the proof that it ran: with decoys that are the grader's own
+    tensors, its constants are right and the gradient tests pass."""
+    from mlgrade import gradients
+
+    monkeypatch.setattr(gradients, "decoy", lambda tensor: tensor.detach().clone())
+    scores = _scores(_grade(armed, tmp_path, (HOSTILE / case / "hw6.py").read_text()))
+    assert all(scores.get(name) == 1.0 for name in tests), scores
+
+
+# -- ml2-sheet10: the gradient flip faked through the bound table ------------------------------
+
+NO_FLIP = "    g = 2 * g.detach() - g  # the value of g; the gradient reaching gnet negated\n"
+
+
+def _sheet10_notebook(folder, attack: str = ""):
+    """The reference notebook with err's gradient flip removed (mutant err_no_flip), ``attack``
+    appended to err's cell; the theory file beside it, as submitted."""
+    import nbformat
+
+    sheet10 = open_course(REPO).get("ml2-sheet10")
+    notebook = nbformat.read(str(sheet10.reference_dir / "sheet10.ipynb"), as_version=4)
+    (cell,) = [c for c in notebook.cells if NO_FLIP.strip() in c.source]
+    cell.source = cell.source.replace(NO_FLIP.rstrip("\n"), "    _forge()" if attack else "    pass") + "\n\n" + attack
+    folder.mkdir()
+    nbformat.write(notebook, str(folder / "sheet10.ipynb"))
+    shutil.copy(sheet10.reference_dir / "sheet10_theory.py", folder)
+    return sheet10, folder
+
+
+def test_a_flip_faked_through_the_bound_table_earns_nothing_beyond_the_missing_flip(tmp_path):
+    """gradient_graph replaced (reached through gc) by a probe that sends the right loss and the right,
+    flipped gradients as constants, computed by autograd on what it was sent: replayed on the grader's
+    nets and inputs, which the worker never saw, they are wrong. The submission scores, test by test,
+    what the same err without the flip and without the attack scores."""
+    sheet10, honest = _sheet10_notebook(tmp_path / "honest")
+    _, forged = _sheet10_notebook(tmp_path / "forged", (HOSTILE / "forged_flip" / "attack.py").read_text())
+    scores = {}
+    for name, folder in (("honest", honest), ("forged", forged)):
+        outcome = grade(sheet10, folder, str(tmp_path / f"{name}.json"))
+        assert "autograder itself failed" not in outcome.results["output"], outcome.log
+        scores[name] = {t["name"]: t["score"] for t in outcome.results["tests"]}
+    assert scores["forged"].keys() == scores["honest"].keys()
+    # nothing beyond the honest part: the constants are wrong for the grader's nets, enet's gradients too
+    assert all(scores["forged"][name] <= score for name, score in scores["honest"].items()), scores
+    assert {name: score for name, score in scores["forged"].items() if not name.startswith("err: ")} == \
+        {name: score for name, score in scores["honest"].items() if not name.startswith("err: ")}
+    flip = ["err: gnet's parameter gradients are minus those of the loss without the flip",
+            "err: no gradient reaches gnet's output outside the patch (m == 0)",
+            "err: one SGD step of both nets equals the reference's step"]
+    assert [scores["forged"][name] for name in flip] == [scores["honest"][name] for name in flip] == [0, 0, 0]
+
+
+def test_the_faked_flip_is_worth_the_flip_tests_where_the_worker_sees_the_graders_inputs(tmp_path, monkeypatch):
+    """What the attack is worth, and the proof that it ran: with decoys that are the grader's own
+    tensors, the constants the forged probe sends are right, and the flip tests pass."""
+    from mlgrade import gradients
+
+    monkeypatch.setattr(gradients, "decoy", lambda tensor: tensor.detach().clone())
+    sheet10, forged = _sheet10_notebook(tmp_path / "forged", (HOSTILE / "forged_flip" / "attack.py").read_text())
+    outcome = grade(sheet10, forged, str(tmp_path / "forged.json"))
+    scores = {t["name"]: t["score"] for t in outcome.results["tests"]}
+    assert scores["err: gnet's parameter gradients are minus those of the loss without the flip"] == 3.0
+    assert scores["err: one SGD step of both nets equals the reference's step"] == 2.0
