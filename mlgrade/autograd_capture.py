@@ -192,8 +192,9 @@ def gradient_graph(worker, target, args=(), kwargs=None, nets=(), wrt=(), grad_o
 
 
 @probes.register
-def module_gradient_graph(worker, target, args=(), kwargs=None, state=(), x=None, grad_output=None, wrt=(), seed=0):
-    """Capture one train-mode step of the module ``target(*args, **kwargs)`` as a graph (data).
+def module_gradient_graph(worker, target, args=(), kwargs=None, state=(), x=None, grad_output=None, wrt=(), seed=0,
+                          mode="train"):
+    """Capture one step of the module ``target(*args, **kwargs)`` in ``mode`` ("train", "eval") as a graph (data).
 
     The placeholders are the module's parameters and buffers (``state``, in
     :func:`mlgrade.probes.module_state` order, put in place of the module's own tensors wherever
@@ -227,7 +228,7 @@ def module_gradient_graph(worker, target, args=(), kwargs=None, state=(), x=None
     def traced(*tensors):
         for table, name, i in slots:
             table[name] = tensors[i]
-        module.train()
+        module.train(mode != "eval")
         torch.manual_seed(seed)
         out = module(tensors[len(state)])
         leaves = [tensors[i] for i in wrt] + [tensors[len(state)]]

@@ -26,7 +26,8 @@ from mlgrade import probes, wire
 from mlgrade.compare import assert_close
 from mlgrade.grading import RemoteFunction, SubmissionError, _describe_call, _run, current
 
-__all__ = ["ModuleRun", "CHECKS", "compare_module", "judged_gradients", "module_state", "one_thread", "randomized", "run_module",
+__all__ = ["ModuleRun", "CHECKS", "compare_module", "judged_gradients", "module_state", "one_thread", "randomized",
+           "replayed_step", "run_module",
            "transplanted"]
 
 CHECKS = ("architecture", "output", "gradients", "input_gradient", "buffers", "eval")
@@ -304,36 +305,53 @@ def judged_gradients(cls: RemoteFunction, args, kwargs, state: list, expected: M
                      dtype: str | None = None) -> tuple[list, object]:
     """The gradients of a train-mode step of ``cls(*args, **kwargs)`` holding ``state``, computed here.
 
-    The worker traces the step on decoys of ``state``, ``x`` and the upstream gradient
-    (:mod:`mlgrade.gradients`); the graph is replayed on the real ones. Returns ([gradient or
-    None per entry of ``expected``], gradient of x or None), as :func:`probes.exercise_module` does.
+    Returns ([gradient or None per entry of ``expected``], gradient of x or None), as
+    :func:`probes.exercise_module` does; see :func:`replayed_step`.
+    """
+    import torch
+
+    if grad_output is None:  # the seeded draw of exercise_module, with the reference's output shape
+        out = expected.train_output
+        grad_output = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=out.dtype)
+    wrt = [i for i, kind in enumerate(expected.kinds) if kind == "parameter"]
+    _, grads = replayed_step(cls, *args, state=state, x=x, grad_output=grad_output, wrt=wrt, seed=seed, dtype=dtype,
+                             **kwargs)
+    entry_grads = [None] * len(state)
+    for i, grad in zip(wrt, grads):
+        entry_grads[i] = grad
+    return entry_grads, grads[-1]
+
+
+def replayed_step(cls: RemoteFunction, *args, state: list, x, grad_output, wrt=(), seed: int = 0, mode: str = "train",
+                  dtype: str | None = None, **kwargs) -> tuple[object, list]:
+    """(output, [gradient or None per state entry in ``wrt``, then of x]) of one step of ``cls(*args,
+    **kwargs)`` holding ``state`` (tensors in registration order) on ``x`` in ``mode``, computed here.
+
+    The worker traces the step and its backward (of ``sum(output * grad_output)``) on decoys of
+    ``state``, ``x`` and ``grad_output`` (:mod:`mlgrade.gradients`); the graph is replayed on the
+    real ones, so no gradient the worker computed is used.
     """
     import torch
 
     from mlgrade.gradients import decoy, replayed
 
     if dtype is not None:
-        state, x = [t.to(getattr(torch, dtype)) if t.is_floating_point() else t for t in state], x.to(getattr(torch, dtype))
-    if grad_output is None:  # the seeded draw of exercise_module, with the reference's output shape
-        out = expected.train_output
-        grad_output = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=out.dtype)
-    wrt = [i for i, kind in enumerate(expected.kinds) if kind == "parameter"]
-    real = [*state, x, grad_output]
-    key = ("module_gradient_graph", cls.name, _digest([list(args), kwargs, real, seed]))
+        state = [t.to(getattr(torch, dtype)) if t.is_floating_point() else t for t in state]
+        x = x.to(getattr(torch, dtype))
+    real, wrt = [*state, x, grad_output], list(wrt)
+    key = ("module_gradient_graph", cls.name, mode, _digest([list(args), kwargs, real, wrt, seed]))
     memo = current().memo
     if key not in memo:
-        reply = cls._probe("module_gradient_graph", _call(cls, args, kwargs, x), args=list(args), kwargs=kwargs,
+        call = _call(cls, args, kwargs, x)
+        reply = cls._probe("module_gradient_graph", call, args=list(args), kwargs=kwargs,
                            state=[decoy(t) for t in state], x=decoy(x), grad_output=decoy(grad_output), wrt=wrt,
-                           seed=seed)
-        _, grads = replayed(reply, real, _call(cls, args, kwargs, x))
+                           seed=seed, mode=mode)
+        out, grads = replayed(reply, real, call)
         if grads is None:
             grads = [None] * (len(wrt) + 1)
         if not (isinstance(grads, list) and len(grads) == len(wrt) + 1):
-            raise SubmissionError(f"{_call(cls, args, kwargs, x)}: its graph gives another number of gradients")
-        entry_grads = [None] * len(state)
-        for i, grad in zip(wrt, grads):
-            entry_grads[i] = grad
-        memo[key] = entry_grads, grads[-1]
+            raise SubmissionError(f"{call}: its graph gives another number of gradients")
+        memo[key] = out, grads
     return memo[key]
 
 
