@@ -2,7 +2,8 @@
 
 Each probe runs in the worker (see :mod:`mlgrade.worker`) as ``probe(worker, **kwargs)``
 and returns plain data; the grading process makes every verdict from that data. Probes
-never judge: they call, differentiate, list and transplant. Student code shares their
+never judge: they call, list and transplant; the gradient probes (:mod:`mlgrade.autograd_capture`)
+trace a computation and its backward, on decoys, into a graph the grading process replays. Student code shares their
 process and can replace any of them, so a probe never reports a conclusion about the
 student's code (a digest, a flag): it sends back the values themselves, which the grading
 process compares with what it holds.
