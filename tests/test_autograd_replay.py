@@ -209,6 +209,12 @@ def test_an_operation_that_fails_on_the_graders_inputs_is_the_submissions_failur
         replay(rebuild(data, 1), [torch.ones(2, 2)])
 
 
+def test_arguments_of_the_wrong_kind_are_the_submissions_failure_not_the_graders():
+    data = graph([["call", "aten.add.Tensor", [{"node": 0}, "text"], {}]], {"node": 1})
+    with pytest.raises(ReplayFailed, match=re.escape("torch.ops.aten.add.Tensor raised")):
+        replay(rebuild(data, 1), [torch.ones(2)])
+
+
 def test_uninitialised_memory_is_zeroed():
     data = graph([["call", "aten.empty.memory_format", [[64]], {}]], {"node": 1})
     assert torch.equal(replay(rebuild(data, 1), [torch.ones(1)]), torch.zeros(64))
