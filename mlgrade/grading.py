@@ -257,14 +257,12 @@ class RemoteFunction:
         return wire.Ref(out["value"]["ref"], mutated=tuple(mutated))
 
     def grad(self, *args, wrt=(), grad_output=None, **kwargs):
-        """(output, [gradient of each argument in ``wrt``, None where none reached it])."""
-        out = _run(self._module, "grad", _describe_call(self.name, args, kwargs), self._timeout,
-                   target=[self._module, *self._path], args=list(args), kwargs=kwargs, wrt=list(wrt),
-                   grad_output=grad_output)
-        if out["grads"] is None:
-            raise SubmissionError(f"{self.name} returned {wire.describe(out['value'])}, not a torch.Tensor: "
-                                  "no gradient can flow through it")
-        return out["value"], out["grads"]
+        """(output, [gradient of each argument in ``wrt``, None where none reached it]), computed in the
+        grading process from the graph the worker traced on other inputs (:mod:`mlgrade.gradients`)."""
+        from mlgrade.gradients import gradient
+
+        return gradient(self._module, self._path, self.name, args, kwargs, wrt=wrt, grad_output=grad_output,
+                        timeout=self._timeout)
 
     def _probe(self, probe: str, display: str, **kwargs):
         """Run the trusted probe ``probe`` of :mod:`mlgrade.probes` on this callable (``target``)."""

@@ -10,7 +10,10 @@ student's attribute names are free. A different count or shape, or a layer used 
 (one tensor under two names), fails with both architectures listed. Then both modules run
 the same steps (:func:`mlgrade.probes.exercise_module`): a train-mode forward and backward
 (outputs, parameter and input gradients, running statistics after the step) and an
-eval-mode forward. Only tensors and lists come back from the worker.
+eval-mode forward. Only tensors and lists come back from the worker. The gradients that are
+compared do not come from that run: the worker traces the train-mode step and its backward on
+decoys of the reference's state, ``x`` and the upstream gradient, and the grading process
+replays that graph on the real ones (:func:`judged_gradients`, :mod:`mlgrade.gradients`).
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from mlgrade import probes, wire
 from mlgrade.compare import assert_close
 from mlgrade.grading import RemoteFunction, SubmissionError, _describe_call, _run, current
 
-__all__ = ["ModuleRun", "CHECKS", "compare_module", "module_state", "one_thread", "randomized", "run_module",
+__all__ = ["ModuleRun", "CHECKS", "compare_module", "judged_gradients", "module_state", "one_thread", "randomized",
+           "replayed_step", "run_module",
            "transplanted"]
 
 CHECKS = ("architecture", "output", "gradients", "input_gradient", "buffers", "eval")
@@ -41,7 +45,6 @@ class ModuleRun:
     owners: list
     aliases: list
     n_parameters: int
-    transplanted: bool = False
     ref: wire.Ref | None = None
     train_output: object = None
     input_grad: object = None
@@ -57,7 +60,7 @@ class ModuleRun:
         ref = info.get("ref")
         run = cls(type=str(info["type"]), names=list(info["names"]), shapes=[tuple(s) for s in info["shapes"]],
                   kinds=list(info["kinds"]), owners=list(info["owners"]), aliases=list(info["aliases"]),
-                  n_parameters=int(info["n_parameters"]), transplanted=bool(info.get("transplanted")),
+                  n_parameters=int(info["n_parameters"]),
                   ref=wire.Ref(ref["ref"]) if isinstance(ref, dict) else None,
                   state=list(info.get("state") or []), training=info.get("training"))
         for name in RUN_FIELDS:
@@ -273,8 +276,10 @@ def compare_module(cls: RemoteFunction, reference, x, *args, checks=CHECKS, grad
                      dtype=dtype, expected=expected, **kwargs)
     if "output" in checks or "gradients" in checks or "input_gradient" in checks:
         _close(got.train_output, expected.train_output, "output (train mode)", rtol, atol)
+    if "gradients" in checks or "input_gradient" in checks:
+        grads, input_grad = judged_gradients(cls, args, kwargs, _state(reference), expected, x, grad_output, seed, dtype)
     if "gradients" in checks:
-        for name, want, have, mine in zip(expected.names, expected.grads, got.grads, got.names):
+        for name, want, have, mine in zip(expected.names, expected.grads, grads, got.names):
             if want is None:
                 continue
             if have is None:
@@ -282,9 +287,9 @@ def compare_module(cls: RemoteFunction, reference, x, *args, checks=CHECKS, grad
                                       "computation in torch and use every layer in forward")
             _close(have, want, f"gradient of `{mine}` (train mode)", rtol, atol)
     if "input_gradient" in checks:
-        if got.input_grad is None and expected.input_grad is not None:
+        if input_grad is None and expected.input_grad is not None:
             raise SubmissionError(f"{call}: no gradient reached the input x (no .detach(), .numpy() or no_grad in forward)")
-        _close(got.input_grad, expected.input_grad, "gradient of the input x (train mode)", rtol, atol)
+        _close(input_grad, expected.input_grad, "gradient of the input x (train mode)", rtol, atol)
     if "buffers" in checks:
         for i, (name, kind) in enumerate(zip(expected.names, expected.kinds)):
             if kind == "buffer":
@@ -294,6 +299,60 @@ def compare_module(cls: RemoteFunction, reference, x, *args, checks=CHECKS, grad
         _close(got.eval_output, expected.eval_output, "output (eval mode, after one train-mode forward pass "
                "updated the running statistics)", rtol, atol)
     return got
+
+
+def judged_gradients(cls: RemoteFunction, args, kwargs, state: list, expected: ModuleRun, x, grad_output, seed: int,
+                     dtype: str | None = None) -> tuple[list, object]:
+    """The gradients of a train-mode step of ``cls(*args, **kwargs)`` holding ``state``, computed here.
+
+    Returns ([gradient or None per entry of ``expected``], gradient of x or None), as
+    :func:`probes.exercise_module` does; see :func:`replayed_step`.
+    """
+    import torch
+
+    if grad_output is None:  # the seeded draw of exercise_module, with the reference's output shape
+        out = expected.train_output
+        grad_output = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=out.dtype)
+    wrt = [i for i, kind in enumerate(expected.kinds) if kind == "parameter"]
+    _, grads = replayed_step(cls, *args, state=state, x=x, grad_output=grad_output, wrt=wrt, seed=seed, dtype=dtype,
+                             **kwargs)
+    entry_grads = [None] * len(state)
+    for i, grad in zip(wrt, grads):
+        entry_grads[i] = grad
+    return entry_grads, grads[-1]
+
+
+def replayed_step(cls: RemoteFunction, *args, state: list, x, grad_output, wrt=(), seed: int = 0, mode: str = "train",
+                  dtype: str | None = None, **kwargs) -> tuple[object, list]:
+    """(output, [gradient or None per state entry in ``wrt``, then of x]) of one step of ``cls(*args,
+    **kwargs)`` holding ``state`` (tensors in registration order) on ``x`` in ``mode``, computed here.
+
+    The worker traces the step and its backward (of ``sum(output * grad_output)``) on decoys of
+    ``state``, ``x`` and ``grad_output`` (:mod:`mlgrade.gradients`); the graph is replayed on the
+    real ones, so no gradient the worker computed is used.
+    """
+    import torch
+
+    from mlgrade.gradients import decoy, replayed
+
+    if dtype is not None:
+        state = [t.to(getattr(torch, dtype)) if t.is_floating_point() else t for t in state]
+        x = x.to(getattr(torch, dtype))
+    real, wrt = [*state, x, grad_output], list(wrt)
+    key = ("module_gradient_graph", cls.name, mode, _digest([list(args), kwargs, real, wrt, seed]))
+    memo = current().memo
+    if key not in memo:
+        call = _call(cls, args, kwargs, x)
+        reply = cls._probe("module_gradient_graph", call, args=list(args), kwargs=kwargs,
+                           state=[decoy(t) for t in state], x=decoy(x), grad_output=decoy(grad_output), wrt=wrt,
+                           seed=seed, mode=mode)
+        out, grads = replayed(reply, real, call)
+        if grads is None:
+            grads = [None] * (len(wrt) + 1)
+        if not (isinstance(grads, list) and len(grads) == len(wrt) + 1):
+            raise SubmissionError(f"{call}: its graph gives another number of gradients")
+        memo[key] = out, grads
+    return memo[key]
 
 
 def transplanted(cls: RemoteFunction, reference, *args, seed: int = 0, **kwargs) -> wire.Ref:

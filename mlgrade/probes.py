@@ -2,7 +2,8 @@
 
 Each probe runs in the worker (see :mod:`mlgrade.worker`) as ``probe(worker, **kwargs)``
 and returns plain data; the grading process makes every verdict from that data. Probes
-never judge: they call, differentiate, list and transplant. Student code shares their
+never judge: they call, list and transplant; the gradient probes (:mod:`mlgrade.autograd_capture`)
+trace a computation and its backward, on decoys, into a graph the grading process replays. Student code shares their
 process and can replace any of them, so a probe never reports a conclusion about the
 student's code (a digest, a flag): it sends back the values themselves, which the grading
 process compares with what it holds.
@@ -145,37 +146,6 @@ def call(worker, target, args=(), kwargs=None, keep=False, send_back=(), refused
 
 
 @register
-def grad(worker, target, args=(), kwargs=None, wrt=(), grad_output=None):
-    """Call ``target`` and backpropagate ``grad_output`` (or 1 for a scalar) into args ``wrt``.
-
-    Returns the output and, per argument in ``wrt``, its gradient or None when no
-    gradient reached it.
-    """
-    import torch
-
-    kwargs = kwargs or {}
-    fn = lookup(worker, target)
-    leaves = []
-    for i in wrt:
-        arg = args[i] if isinstance(i, int) else kwargs[i]
-        arg.requires_grad_(True)
-        leaves.append(arg)
-    with during(".".join(target[1:])):
-        out = fn(*args, **kwargs)
-    wire.encode(out, path="the returned value")
-    if not isinstance(out, torch.Tensor):
-        return {"value": out, "grads": None}
-    if out.requires_grad:
-        if grad_output is None:
-            if out.numel() != 1:
-                raise ProbeError(ErrorKind.SHAPE, f"expected a scalar output to differentiate, got shape {tuple(out.shape)}")
-            out.backward()
-        else:
-            out.backward(grad_output)
-    return {"value": out, "grads": [leaf.grad for leaf in leaves]}
-
-
-@register
 def signature(worker, target):
     """The parameter names and kinds of a callable, as strings."""
     fn = lookup(worker, target)
@@ -313,12 +283,10 @@ def module_check(worker, target, args=(), kwargs=None, state=None, x=None, grad_
     if not isinstance(module, torch.nn.Module):
         raise ProbeError(ErrorKind.TYPE, f"{'.'.join(target)}(...) made a {type(module).__name__}, not a torch.nn.Module")
     info = _describe_module(module)
-    info["transplanted"] = False
     if state is not None:
         if len(state) != len(info["shapes"]) or any(list(s.shape) != shape for s, shape in zip(state, info["shapes"])):
             return info
         transplant(module, state)
-        info["transplanted"] = True
     if dtype is not None:
         module.to(getattr(torch, dtype))
     if keep:
@@ -393,6 +361,11 @@ NETWORK_LAYERS = ("Linear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", 
 def network(worker, layers, state):
     """Keep ``nn.Sequential`` of ``layers`` ([name, *args], names of NETWORK_LAYERS) in the worker,
     its parameters set to ``state`` (tensors in ``parameters()`` order); returns its Ref record."""
+    return _keep(worker, sequential(layers, state))
+
+
+def sequential(layers, state):
+    """``nn.Sequential`` of ``layers``, its parameters set to ``state``."""
     import torch
 
     modules = []
@@ -407,27 +380,7 @@ def network(worker, layers, state):
     with torch.no_grad():
         for p, s in zip(params, state):
             p.copy_(s)
-    return _keep(worker, net)
+    return net
 
 
-@register
-def parameter_grads(worker, target, args=(), kwargs=None, modules=()):
-    """Call ``target``, backpropagate its scalar output, and return it with the gradient of every
-    parameter of the modules among the arguments at positions ``modules`` (None where none reached)."""
-    import torch
-
-    kwargs = kwargs or {}
-    fn = lookup(worker, target)
-    nets = [args[i] for i in modules]
-    for net in nets:
-        if not isinstance(net, torch.nn.Module):
-            raise ProbeError(ErrorKind.TYPE, f"expected a torch.nn.Module, got {type(net).__name__}")
-        net.zero_grad(set_to_none=True)
-    with during(".".join(target[1:])):
-        out = fn(*args, **kwargs)
-        wire.encode(out, path="the returned value")
-        if not isinstance(out, torch.Tensor) or out.numel() != 1:
-            return {"value": out, "grads": None}
-        if out.requires_grad:
-            out.backward()
-    return {"value": out.detach(), "grads": [[p.grad for p in net.parameters()] for net in nets]}
+from mlgrade import autograd_capture  # noqa: E402,F401  registers the gradient probes beside these

@@ -100,7 +100,7 @@ class Worker:
 # what a worker keeps of mlgrade: itself and the trusted code beside it; the rest (runner, cli,
 # results, grading, course) belongs to the grading process
 WORKER_MODULES = frozenset({"mlgrade", "mlgrade.worker", "mlgrade.worker_errors", "mlgrade.probes",
-                            "mlgrade.wire", "mlgrade.refusals", "mlgrade.channel"})
+                            "mlgrade.wire", "mlgrade.refusals", "mlgrade.channel", "mlgrade.autograd_capture"})
 # libraries of the grading process that a fork inherits and a fresh worker never imports
 GRADING_LIBRARIES = frozenset({"pytest", "_pytest", "pluggy", "iniconfig", "rich", "pygments", "markdown_it", "mdurl",
                                "gradescope_utils", "nbformat", "nbconvert", "jupytext", "dask", "distributed"})
@@ -200,6 +200,7 @@ def import_libraries(with_torch: bool, modules: list[str] = ()) -> None:
         # once per fork server, and in parallel with collection for a fresh worker
         leaf = torch.ones(2, requires_grad=True)
         (leaf * 2).backward(torch.ones(2))
+        import torch.fx.experimental.proxy_tensor  # noqa: F401  make_fx, for gradient graphs (mlgrade.autograd_capture)
     preload(modules)
     from mlgrade import probes, wire  # noqa: F401
 

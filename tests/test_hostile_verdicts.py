@@ -48,6 +48,16 @@ def test_reparameterize_grad(seed):
     assert_close(z, ref.reparameterize(mu, log_sigma, eps), name="z")
     assert all(grad is not None for grad in grads), "no gradient reached mu or log_sigma"
     assert_close(list(grads), [upstream, upstream * eps * log_sigma.exp()], rtol=1e-4, atol=1e-5, name="gradients")
+
+
+@check("kl_loss: gradients for mu and log_sigma (grad)")
+def test_kl_grad(seed):
+    g = torch.Generator().manual_seed(seed)
+    mu, log_sigma = torch.randn(5, 2, generator=g), 0.5 * torch.randn(5, 2, generator=g)
+    kl, grads = hw6.kl_loss.grad(mu, log_sigma, wrt=(0, 1))
+    assert_close(kl, ref.kl_loss(mu, log_sigma), rtol=1e-5, atol=1e-6, name="kl")
+    assert all(grad is not None for grad in grads), "no gradient reached mu or log_sigma"
+    assert_close(list(grads), [mu, torch.exp(2 * log_sigma) - 1], rtol=1e-4, atol=1e-5, name="gradients")
 '''
 # test_svm.py: four random problems and the KKT conditions, 2 points each, and the float64 dtype
 # test, 1; SVC cannot fit the n=2 problem (both points of one class), so scikit-learn is worth
@@ -181,8 +191,35 @@ def test_probes_replaced_by_name_earn_nothing(armed, tmp_path):
         assert UNCHANGED in out
     for name, out in _named_outputs(results, "svm_fit").items():
         assert REFUSED_AT_RUN_TIME in out if name != ONE_CLASS else "raised ValueError" in out
-    assert "no gradient reached" in _named_outputs(results, "reparameterize: gradients")[
+    # the replaced grad probe is no longer consulted: the numpy function's graph is a constant
+    assert GRAPH_CONSTANT in _named_outputs(results, "reparameterize: gradients")[
         "reparameterize: gradients reach mu and log_sigma (grad)"]
+
+
+# what a graph of constants (values the worker computed on the decoys it was sent) gives on the grader's inputs
+GRAPH_CONSTANT = "z: "
+GRADIENT_TESTS = ("reparameterize: gradients reach mu and log_sigma (grad)", "kl_loss: gradients for mu and log_sigma (grad)")
+
+
+def test_gradients_forged_through_the_bound_table_earn_nothing(armed, tmp_path):
+    """gradient_graph replaced in the bound table (reached through gc) by a probe that answers with
+    constants: the numpy value and finite differences on the decoys it was sent. The graph is
+    replayed on the grader's inputs, which the worker never saw: the gradient tests earn nothing."""
+    results = _grade(armed, tmp_path, (HOSTILE / "forged_gradient_table" / "hw6.py").read_text())
+    assert _scores(results) == {"reparameterize: z = mu + sigma * eps": 1.0}  # the honest part: numpy values
+    outputs = _named_outputs(results, "reparameterize: gradients")
+    assert outputs[GRADIENT_TESTS[0]].startswith(GRAPH_CONSTANT), outputs
+
+
+def test_numpy_with_finite_difference_backward_earns_only_its_values(armed, tmp_path):
+    """numpy functions in an autograd.Function whose backward is finite differences: gradients flow in the
+    worker, but the traced graph holds constants, and its replay on the grader's inputs is wrong."""
+    results = _grade(armed, tmp_path, (HOSTILE / "numpy_finite_differences" / "hw6.py").read_text())
+    assert _scores(results) == {"reparameterize: z = mu + sigma * eps": 1.0, "kl_loss: summed over every element": 1.0}
+    outputs = {**_named_outputs(results, "reparameterize: gradients"), **_named_outputs(results, "kl_loss: gradients")}
+    assert outputs[GRADIENT_TESTS[0]].startswith(GRAPH_CONSTANT), outputs
+    # a sum over every element takes the same value on a reordering of its inputs: the gradients tell
+    assert outputs[GRADIENT_TESTS[1]].startswith("gradients[0]: "), outputs
 
 
 def test_importing_mlgrade_internals_is_refused_with_a_message(armed, tmp_path):
@@ -238,3 +275,72 @@ def test_every_public_entry_point_of_a_refused_routine_is_recorded(armed, tmp_pa
                          r"ConvTranspose2d)` \(called while your code ran, in subpixel_conv\)", out), (name, out)
     if entry == "module class":  # the class itself is named where the grader refuses it
         assert "`ConvTranspose2d` (called while your code ran" in outputs["subpixel_conv: default stride is 2"]
+
+
+@pytest.mark.parametrize("case, tests", [("forged_gradient_table", GRADIENT_TESTS[:1]),
+                                         ("numpy_finite_differences", GRADIENT_TESTS)])
+def test_the_faked_gradients_are_worth_their_tests_where_the_worker_sees_the_graders_inputs(
+        armed, tmp_path, monkeypatch, case, tests):
+    """What each attack is worth, and the proof that it ran: with decoys that are the grader's own
+    tensors, its constants are right and the gradient tests pass."""
+    from mlgrade import gradients
+
+    monkeypatch.setattr(gradients, "decoy", lambda tensor: tensor.detach().clone())
+    scores = _scores(_grade(armed, tmp_path, (HOSTILE / case / "hw6.py").read_text()))
+    assert all(scores.get(name) == 1.0 for name in tests), scores
+
+
+# -- ml2-sheet10: the gradient flip faked through the bound table ------------------------------
+
+NO_FLIP = "    g = 2 * g.detach() - g  # the value of g; the gradient reaching gnet negated\n"
+
+
+def _sheet10_notebook(folder, attack: str = ""):
+    """The reference notebook with err's gradient flip removed (mutant err_no_flip), ``attack``
+    appended to err's cell; the theory file beside it, as submitted."""
+    import nbformat
+
+    sheet10 = open_course(REPO).get("ml2-sheet10")
+    notebook = nbformat.read(str(sheet10.reference_dir / "sheet10.ipynb"), as_version=4)
+    (cell,) = [c for c in notebook.cells if NO_FLIP.strip() in c.source]
+    cell.source = cell.source.replace(NO_FLIP.rstrip("\n"), "    _forge()" if attack else "    pass") + "\n\n" + attack
+    folder.mkdir()
+    nbformat.write(notebook, str(folder / "sheet10.ipynb"))
+    shutil.copy(sheet10.reference_dir / "sheet10_theory.py", folder)
+    return sheet10, folder
+
+
+def test_a_flip_faked_through_the_bound_table_earns_nothing_beyond_the_missing_flip(tmp_path):
+    """gradient_graph replaced (reached through gc) by a probe that sends the right loss and the right,
+    flipped gradients as constants, computed by autograd on what it was sent: replayed on the grader's
+    nets and inputs, which the worker never saw, they are wrong. The submission scores, test by test,
+    what the same err without the flip and without the attack scores."""
+    sheet10, honest = _sheet10_notebook(tmp_path / "honest")
+    _, forged = _sheet10_notebook(tmp_path / "forged", (HOSTILE / "forged_flip" / "attack.py").read_text())
+    scores = {}
+    for name, folder in (("honest", honest), ("forged", forged)):
+        outcome = grade(sheet10, folder, str(tmp_path / f"{name}.json"))
+        assert "autograder itself failed" not in outcome.results["output"], outcome.log
+        scores[name] = {t["name"]: t["score"] for t in outcome.results["tests"]}
+    assert scores["forged"].keys() == scores["honest"].keys()
+    # nothing beyond the honest part: the constants are wrong for the grader's nets, enet's gradients too
+    assert all(scores["forged"][name] <= score for name, score in scores["honest"].items()), scores
+    assert {name: score for name, score in scores["forged"].items() if not name.startswith("err: ")} == \
+        {name: score for name, score in scores["honest"].items() if not name.startswith("err: ")}
+    flip = ["err: gnet's parameter gradients are minus those of the loss without the flip",
+            "err: no gradient reaches gnet's output outside the patch (m == 0)",
+            "err: one SGD step of both nets equals the reference's step"]
+    assert [scores["forged"][name] for name in flip] == [scores["honest"][name] for name in flip] == [0, 0, 0]
+
+
+def test_the_faked_flip_is_worth_the_flip_tests_where_the_worker_sees_the_graders_inputs(tmp_path, monkeypatch):
+    """What the attack is worth, and the proof that it ran: with decoys that are the grader's own
+    tensors, the constants the forged probe sends are right, and the flip tests pass."""
+    from mlgrade import gradients
+
+    monkeypatch.setattr(gradients, "decoy", lambda tensor: tensor.detach().clone())
+    sheet10, forged = _sheet10_notebook(tmp_path / "forged", (HOSTILE / "forged_flip" / "attack.py").read_text())
+    outcome = grade(sheet10, forged, str(tmp_path / "forged.json"))
+    scores = {t["name"]: t["score"] for t in outcome.results["tests"]}
+    assert scores["err: gnet's parameter gradients are minus those of the loss without the flip"] == 3.0
+    assert scores["err: one SGD step of both nets equals the reference's step"] == 2.0

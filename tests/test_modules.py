@@ -1,6 +1,7 @@
 """mlgrade.modules: a submitted torch module against a reference, by registration order and shape."""
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -75,6 +76,19 @@ SUBMISSION = textwrap.dedent('''
     class Detached(Good):
         def forward(self, x):
             return super().forward(x).detach()
+
+    class GradientsThroughNumpy(Good):  # right gradients in the worker, taken out of torch on the way back
+        def forward(self, x):
+            class Through(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, y):
+                    return y.view_as(y)
+
+                @staticmethod
+                def backward(ctx, g):
+                    return torch.as_tensor(g.detach().numpy().copy())
+
+            return Through.apply(super().forward(x))
 
     class OnGpu(Good):
         def forward(self, x):
@@ -186,6 +200,16 @@ def test_missing_gradients_are_reported(net, reference, x):
     compare_module(net.Detached, reference, x, 4, checks=("output",))
     with pytest.raises(SubmissionError, match="no gradient reached `first.weight`"):
         compare_module(net.Detached, reference, x, 4, checks=("gradients",))
+
+
+def test_gradients_are_those_of_the_graph_replayed_on_the_graders_tensors(net, reference, x):
+    """A backward that leaves torch gives the right numbers in the worker (which sees decoys of the
+    state, x and the upstream gradient) and constants in the graph: judged here, they are wrong."""
+    compare_module(net.GradientsThroughNumpy, reference, x, 4, checks=("output",))
+    with pytest.raises(Mismatch, match=re.escape("gradient of `first.weight` (train mode)")):
+        compare_module(net.GradientsThroughNumpy, reference, x, 4, checks=("gradients",))
+    with pytest.raises(Mismatch, match=re.escape("gradient of the input x (train mode)")):
+        compare_module(net.GradientsThroughNumpy, reference, x, 4, checks=("input_gradient",))
 
 
 def test_cuda_without_gpu_says_why(net, reference, x):

@@ -181,7 +181,9 @@ def test_the_probe_table_is_explicit_and_holds_the_engine_probes():
     from mlgrade import probes
 
     table = probes.bind()
-    assert {"call", "grad", "signature", "fetch", "module_check", "module_state_of", "set_globals"} <= set(table)
+    assert {"call", "gradient_graph", "module_gradient_graph", "signature", "fetch", "module_check", "module_state_of",
+            "set_globals"} <= set(table)
+    assert not {"grad", "parameter_grads"} & set(table)  # gradients are judged in the grading process
     assert "lookup" not in table and "_keep" not in table and "bind" not in table  # helpers are not probes
     with pytest.raises(TypeError):
         table["call"] = None  # read-only
@@ -262,7 +264,8 @@ def test_a_worker_sees_the_same_interpreter_whatever_started_the_grading():
     assert out["argv"] == ["-m", "mlgrade.worker"]
     assert out["main"] == ["__doc__", "__loader__", "__name__", "__package__", "__spec__"]
     assert set(out["modules"]) <= {"mlgrade", "mlgrade.worker", "mlgrade.worker_errors", "mlgrade.probes",
-                                   "mlgrade.wire", "mlgrade.refusals", "mlgrade.channel"}
+                                   "mlgrade.wire", "mlgrade.refusals", "mlgrade.channel",
+                                   "mlgrade.autograd_capture"}
     assert "student" not in out["package"] and "runner" not in out["package"] and "cli" not in out["package"]
     assert out["refused"] == ("a submission may not import mlgrade.course: mlgrade is the autograder, "
                               "not a library for your code")
