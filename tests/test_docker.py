@@ -1,4 +1,4 @@
-"""The autograder zip in Gradescope's layout, in a container: docker/Dockerfile + docker/grade.sh.
+"""The autograder zip in Gradescope's layout, in a container: docker/build-image.sh + docker/grade.sh.
 
 Builds the image of every assignment that has graders (setup.sh at build time, from a wheelhouse
 shipped in the zip) and grades its reference (full marks), its template (zero) and a hostile
