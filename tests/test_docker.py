@@ -145,7 +145,25 @@ def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
                    "template": _submission(tmp_path / "tpl", a.template_dir, a.files),
                    "hostile": bad}  # last: a grading after it would start where it left the container
     start = time.monotonic()
-    graded = grade_in_turn(zip_path, submissions, tmp_path / "out")
+    tag = _tag(zip_path)  # built here; probed in a container of its own while the gradings run
+    ref_file = f"/autograder/source/reference/{aid}/{a.files[0].name}"
+    grader = sorted(a.graders_dir.glob("*.py"))[0].name
+    probe = subprocess.Popen(["docker", "run", "--rm", "--network", "none", tag, "bash", "-c",
+                              f"stat -c '%a %U %n' /autograder/source/reference/{aid} {ref_file} "
+                              f"/autograder/source/graders/{aid} /autograder/source/graders/{aid}/{grader}; "
+                              "ls /autograder; test -x /autograder/run_autograder && echo run-ok; "
+                              "test -d /autograder/source/wheelhouse && echo wheelhouse-left; "
+                              f"setpriv --reuid=mlgrade --regid=mlgrade --clear-groups cat {ref_file} "
+                              ">/dev/null 2>&1 && echo READABLE || echo denied; "
+                              "/opt/mlgrade/venv/bin/python -c 'import torch; print(\"cuda\", torch.version.cuda)'"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        graded = grade_in_turn(zip_path, submissions, tmp_path / "out")
+        probe_out, probe_err = probe.communicate(timeout=600)
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+            probe.wait()
     print(f"docker {aid}: three gradings (incl. the build if needed) in {time.monotonic() - start:.0f} s")
 
     res = graded["reference"]
@@ -161,24 +179,12 @@ def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
     assert "could not be loaded" in res["output"]
 
     # the image: Gradescope's layout, reference and graders locked to root, no CUDA, small
-    tag = _tag(zip_path)
-    ref_file = f"/autograder/source/reference/{aid}/{a.files[0].name}"
-    grader = sorted(a.graders_dir.glob("*.py"))[0].name
-    probe = subprocess.run(["docker", "run", "--rm", "--network", "none", tag, "bash", "-c",
-                            f"stat -c '%a %U %n' /autograder/source/reference/{aid} {ref_file} "
-                            f"/autograder/source/graders/{aid} /autograder/source/graders/{aid}/{grader}; "
-                            "ls /autograder; test -x /autograder/run_autograder && echo run-ok; "
-                            "test -d /autograder/source/wheelhouse && echo wheelhouse-left; "
-                            f"setpriv --reuid=mlgrade --regid=mlgrade --clear-groups cat {ref_file} "
-                            ">/dev/null 2>&1 && echo READABLE || echo denied; "
-                            "/opt/mlgrade/venv/bin/python -c 'import torch; print(\"cuda\", torch.version.cuda)'"],
-                           capture_output=True, text=True, timeout=300)
-    lines = probe.stdout.split("\n")
+    lines = probe_out.split("\n")
     assert f"700 root /autograder/source/reference/{aid}" in lines
     assert f"600 root {ref_file}" in lines
     assert f"700 root /autograder/source/graders/{aid}" in lines
     assert f"600 root /autograder/source/graders/{aid}/{grader}" in lines
-    assert {"source", "submission", "results", "run_autograder", "run-ok", "denied", "cuda None"} <= set(lines), probe.stdout + probe.stderr
+    assert {"source", "submission", "results", "run_autograder", "run-ok", "denied", "cuda None"} <= set(lines), probe_out + probe_err
     assert "wheelhouse-left" not in lines and "READABLE" not in lines
     # built on the shared runtime (torch installed once for all assignments), not on the base image
     history = subprocess.run(["docker", "history", "-q", tag], capture_output=True, text=True, check=True).stdout.split()
