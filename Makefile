@@ -3,7 +3,7 @@
 PYTHON ?= python3
 OUT ?= out
 
-.PHONY: setup demo test validate
+.PHONY: setup demo test test-quick validate
 setup:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -16,9 +16,14 @@ demo: setup
 		$(PYTHON) -m mlgrade.cli run ml-hw6 $$d --results $(OUT)/ml-hw6/$$name.json | tail -n 4; \
 	done
 
-# every layer, the 25 slowest tests listed at the end (CI's output)
+# the full run: every layer, the 25 slowest tests listed at the end (what CI runs)
 test: setup
 	$(PYTHON) -m pytest tests -q --durations=25
+
+# the quick loop while working: the slow layers left out by their markers (Docker images, fresh
+# venvs, Dask clusters, full mutant sweeps); `make test` before pushing
+test-quick:
+	$(PYTHON) -m pytest tests -q --durations=10 -m "not docker and not fresh_venv and not cluster and not mutants"
 
 validate: setup
 	@for a in $$(ls assignments); do $(PYTHON) -m mlgrade.cli validate $$a || exit 1; done

@@ -1,5 +1,5 @@
 """Gradescope's default container, measured: every assignment's reference graded in the image
-built from its autograder zip (docker/Dockerfile via docker/grade.sh), run with
+built from its autograder zip (docker/build-image.sh via docker/grade.sh), run with
 ``--cpus 0.5 --memory 768m --network none``; wall time and the container's peak memory.
 
     python bench/bench_gradescope.py [--cpus 0.5] [--memory 768m] [ASSIGNMENT ...]

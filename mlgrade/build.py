@@ -95,7 +95,7 @@ def pinned_requirements(assignment: Assignment | None = None) -> list[str]:
 
 
 SETUP_SH = r"""#!/usr/bin/env bash
-# mlgrade autograder setup (run once as root by Gradescope, or by docker/Dockerfile).
+# mlgrade autograder setup (run once as root by Gradescope, or by docker/autograder-layer.sh).
 #   setup.sh                 everything below
 #   setup.sh --runtime REQS  steps 1 and 2 for the requirements file REQS only, no engine wheel
 #                            (docker/Dockerfile.runtime: the image every assignment's image starts from)

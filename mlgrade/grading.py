@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from mlgrade.memo import MemoizedModule
 from mlgrade.sandbox import CallTimeout, EngineFailure, Sandbox, WorkerDied
 from mlgrade.worker_errors import ErrorKind
 
-__all__ = ["SubmissionError", "assert_unchanged", "check", "current", "fetch", "per_submission", "reference", "refuse", "student", "GradingSession"]
+__all__ = ["SESSION", "SubmissionError", "assert_unchanged", "attach", "check", "current", "detach", "fetch", "per_submission", "reference", "refuse", "student", "GradingSession"]
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 MSG_DIED = "{call} stopped the worker: {reason}"
@@ -83,18 +84,30 @@ class GradingSession:
             self.sandbox.close()
 
 
-_current: GradingSession | None = None
+SESSION = pytest.StashKey[GradingSession]()
+# the pytest run grading in this thread (its config's stash holds the GradingSession), between
+# attach() and detach(); a context variable, so that two threads grading at once never mix
+_RUN: ContextVar[pytest.Config | None] = ContextVar("mlgrade_grading_run", default=None)
 
 
 def current() -> GradingSession:
-    if _current is None:
+    """The submission being graded, found in the stash of the pytest run grading it."""
+    config = _RUN.get()
+    session = config.stash.get(SESSION, None) if config is not None else None
+    if session is None:
         raise RuntimeError("no submission is being graded (run graders through `mlgrade run` or `mlgrade check`)")
-    return _current
+    return session
 
 
-def set_current(session: GradingSession | None) -> None:
-    global _current
-    _current = session
+def attach(config: pytest.Config, session: GradingSession) -> Token:
+    """``session`` is what the run of ``config`` grades: in its stash, and current() in this thread."""
+    config.stash[SESSION] = session
+    return _RUN.set(config)
+
+
+def detach(config: pytest.Config, token: Token) -> None:
+    _RUN.reset(token)
+    del config.stash[SESSION]
 
 
 def _describe_call(name: str, args, kwargs) -> str:

@@ -1,42 +1,39 @@
-"""pytest plugin: grade with the sandbox and write Gradescope's results.json.
+"""The results plugin: Gradescope's results.json, with the lifecycle of pytest's junitxml.
 
-Modelled on pytest's junitxml: :class:`GradescopePlugin` is registered by the runner,
-``pytest_runtest_makereport`` collects a :class:`TestResult` per test, ``pytest_sessionfinish``
-kills every process that ran student code; the runner then turns the results into
-results.json (:func:`to_gradescope`, bounded by :func:`_bounded`) and writes it once,
-atomically (:func:`write_results`). Scoring lives in :func:`score` and :func:`earned`, the
-rule for "passed" in :func:`passed`; an engine failure has its own record
-(:func:`engine_failure`), never a score.
+The runner (:func:`mlgrade.runner.grade`) runs pytest with this module, :mod:`mlgrade.fixtures`
+and a :class:`Submission` (which puts the :class:`~mlgrade.grading.GradingSession` in the run's
+stash) as plugins. ``--gradescope-results PATH`` names the output. ``pytest_configure`` puts a
+:class:`GradescopeReporter` in the config's stash (:data:`REPORTER`); it declares and numbers the
+tests at collection, collects a :class:`TestResult` per report (``pytest_runtest_makereport``),
+and at ``pytest_sessionfinish`` kills every process that ran student code, then makes results.json
+(:func:`to_gradescope`, bounded by :func:`_bounded`, or :func:`engine_failure`) and writes it once,
+atomically (:func:`write_results`). Scoring lives in :func:`score` and :func:`earned`, the rule for
+"passed" in :func:`passed`; the wording the student reads in :mod:`mlgrade.feedback`.
 
 Tests declare themselves with :func:`mlgrade.check` (or gradescope-utils' decorators).
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
-import traceback
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from contextvars import Token
+from dataclasses import dataclass
 
-import numpy as np
 import pytest
 
-from mlgrade.credit import Credit, Parts
-from mlgrade.grading import VISIBILITIES, GradingSession, SubmissionError, set_current
-from mlgrade.sandbox import EngineFailure
+from mlgrade import feedback
+from mlgrade.feedback import MAX_OUTPUT, MAX_TEST_OUTPUT, MSG_ENGINE_FAILED
+from mlgrade.fixtures import CREDIT
+from mlgrade.grading import SESSION, VISIBILITIES, GradingSession, attach, detach
 
-__all__ = ["GradescopePlugin", "TestResult", "engine_failure", "failure_reason", "is_engine_failure", "score", "to_gradescope",
-           "write_results"]
+__all__ = ["REPORTER", "GradescopeReporter", "Submission", "TestResult", "engine_failure", "failure_reason",
+           "is_engine_failure", "score", "to_gradescope", "write_results"]
 
-MSG_ENGINE_FAILED = "The autograder itself failed (the instructor has the details). No score was given: {reason}"
 ENGINE_FAILURE = "engine_failure"  # extra_data["mlgrade"] of a results.json that holds no score
-MSG_NOT_GRADED = "not graded: the autograder itself failed (the instructor has the details)"
-MSG_INTERNAL = "internal error in the grader ({type}); this is not your fault: please tell your instructor"
-MAX_TEST_OUTPUT = 6000
-MAX_OUTPUT = 20000  # the submission-wide message (load errors, what was graded)
 MAX_RESULTS_BYTES = 1 << 20
 
 
@@ -162,53 +159,77 @@ def write_results(path: str, data: dict) -> None:
         raise
 
 
-def _seed(nodeid: str) -> int:
-    return int.from_bytes(hashlib.sha256(nodeid.encode()).digest()[:8], "little")
+# -- the plugin ------------------------------------------------------------------------------
+
+class Submission:
+    """The plugin that says what a run grades: the :class:`GradingSession` goes into the run's
+    stash before any other plugin is configured, and out after every other one is unconfigured."""
+
+    def __init__(self, session: GradingSession, sections: dict[str, list[str]], start: float):
+        """``sections``: contract names by exercise, in the order Gradescope should list them;
+        ``start``: when the grading began (time.monotonic()), for results.json's execution_time."""
+        self.session, self.sections, self.start = session, sections, start
+        self.config: pytest.Config | None = None  # the run's, once configured: its stash holds the reporter
+        self._token: Token | None = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config):
+        self.config = config
+        self._token = attach(config, self.session)
+        config.stash[_GRADING] = self
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config):
+        detach(config, self._token)
 
 
-class GradescopePlugin:
-    def __init__(self, session: GradingSession, sections: dict[str, list[str]]):
-        """``sections``: contract names by exercise, in the order Gradescope should list them."""
+_GRADING = pytest.StashKey[Submission]()
+REPORTER = pytest.StashKey["GradescopeReporter"]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mlgrade", "Gradescope results")
+    group.addoption("--gradescope-results", dest="gradescope_results", metavar="PATH", default=None,
+                    help="write Gradescope's results.json to PATH when the session finishes")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "mlgrade(name, weight, visibility, number, tags): a graded test")
+    grading = config.stash.get(_GRADING, None)
+    if grading is not None:  # a run grading a submission (mlgrade.runner), not any pytest run
+        reporter = GradescopeReporter(config.stash[SESSION], grading.sections, grading.start,
+                                      config.getoption("gradescope_results"))
+        config.stash[REPORTER] = reporter
+        config.pluginmanager.register(reporter)
+
+
+def pytest_unconfigure(config):
+    reporter = config.stash.get(REPORTER, None)
+    if reporter is not None:
+        config.pluginmanager.unregister(reporter)  # stays in the stash: the runner reads what it made
+
+
+class GradescopeReporter:
+    """Declares and numbers the graded tests, collects their results, writes results.json once."""
+
+    def __init__(self, session: GradingSession, sections: dict[str, list[str]], start: float, path: str | None):
         self.session = session
+        self.start = start
+        self.path = path
         self.section_of = {name: i for i, names in enumerate(sections.values(), start=1) for name in names}
         self.contract_names = list(self.section_of)
         self.counters: dict[int, int] = {}
-        self.results: dict[str, TestResult] = {}
-        self.internal_errors: list[str] = []
-
-    # -- fixtures ------------------------------------------------------------------------
-
-    @pytest.fixture
-    def rng(self, request) -> np.random.Generator:
-        """A numpy Generator seeded by the test's id: the same inputs on every run."""
-        return np.random.default_rng(_seed(request.node.nodeid))
-
-    @pytest.fixture
-    def seed(self, request) -> int:
-        return _seed(request.node.nodeid) % 2**31
-
-    @pytest.fixture
-    def credit(self, request) -> Credit:
-        return request.node.stash.setdefault(CREDIT, Credit())
-
-    @pytest.fixture
-    def parts(self, request) -> Parts:
-        """``with parts(0.5, "lambda = 1"):``: partial credit by part (:mod:`mlgrade.credit`)."""
-        request.node.stash[PARTS] = Parts(request.node.stash.setdefault(CREDIT, Credit()))
-        return request.node.stash[PARTS]
-
-    # -- hooks ---------------------------------------------------------------------------
-
-    def pytest_configure(self, config):
-        config.addinivalue_line("markers", "mlgrade(name, weight, visibility, number, tags): a graded test")
-        set_current(self.session)
+        self.tests: dict[str, TestResult] = {}
+        self.internal_errors: list[str] = []  # the graders' tracebacks, for the instructor's log
+        self.failure: str | None = None  # why no score was given (set at session finish)
+        self.results: dict | None = None  # results.json, made at session finish
 
     def pytest_collection_modifyitems(self, session, config, items):
         for item in items:
-            self.results[item.nodeid] = self._declare(item)
-        order = {r.nodeid: tuple(int(p) if p.isdigit() else p for p in (r.number or "").split(".")) for r in self.results.values()}
+            self.tests[item.nodeid] = self._declare(item)
+        order = {r.nodeid: tuple(int(p) if p.isdigit() else p for p in (r.number or "").split(".")) for r in self.tests.values()}
         items.sort(key=lambda item: order[item.nodeid])
-        self.results = {item.nodeid: self.results[item.nodeid] for item in items}
+        self.tests = {item.nodeid: self.tests[item.nodeid] for item in items}
 
     def _declare(self, item) -> TestResult:
         marker = item.get_closest_marker("mlgrade")
@@ -248,64 +269,51 @@ class GradescopePlugin:
         self.session.begin_test()
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_pyfunc_call(self, pyfuncitem):
-        result = yield
-        parts = pyfuncitem.stash.get(PARTS, None)
-        if parts is not None:
-            parts.finish()  # the failed parts fail the test, in its call phase
-        return result
-
-    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
         report = yield
-        result = self.results.get(item.nodeid)
+        result = self.tests.get(item.nodeid)
         if result is None:
             return report
         if report.failed:
             result.passed = False
-            result.output = self._failure_output(result, call.excinfo)
+            result.output, internal = feedback.failure_output(call.excinfo.value if call.excinfo else None,
+                                                              result.hide_errors, self.session)
+            if internal is not None:
+                result.internal_error = True
+                self.internal_errors.append(f"{result.name}:\n{internal}")
         elif call.when == "call" and report.passed and result.passed is None:
             result.passed = True
         if call.when == "call" or report.failed:
             credit = item.stash.get(CREDIT, None)
             if credit is not None and credit.fraction is not None:
                 result.fraction = credit.fraction
-            printed = "".join(self.session.output)
-            if printed and result.passed:
-                result.output = "Your code printed:\n" + printed
+            printed = feedback.passed_output(self.session) if result.passed else ""
+            if printed:
+                result.output = printed
         return report
 
-    def _failure_output(self, result: TestResult, excinfo) -> str:
-        exc = excinfo.value if excinfo else None
-        if isinstance(exc, AssertionError):
-            message = str(exc) or "check failed"
-        elif exc is not None and isinstance(exc, pytest.skip.Exception):
-            message = str(exc.msg)
-        elif isinstance(exc, EngineFailure):  # latched by the sandbox: runner gives no score
-            return MSG_NOT_GRADED
-        else:
-            result.internal_error = True
-            message = MSG_INTERNAL.format(type=type(exc).__name__)
-            self.internal_errors.append(f"{result.name}:\n{''.join(traceback.format_exception(exc))}")
-        if result.hide_errors:
-            message = result.hide_errors
-        elif self.session.calls and not isinstance(exc, SubmissionError):
-            message += f"\nChecked with: {self.session.calls[-1]}"
-        printed = "".join(self.session.output)
-        if printed:
-            message += "\nYour code printed:\n" + printed
-        if len(message) > MAX_TEST_OUTPUT:
-            message = message[:MAX_TEST_OUTPUT] + "\n... (truncated)"
-        return message
-
     def pytest_sessionfinish(self, session, exitstatus):
-        # every process that ran student code dies before any result is written
+        # every process that ran student code dies before any result is made
         self.session.close()
-        set_current(None)
+        tests = self.ordered()
+        seconds = time.monotonic() - self.start
+        self.failure = self._engine_failure(exitstatus, tests)
+        if self.failure:
+            self.results = engine_failure(self.failure, seconds)
+        else:
+            self.results = to_gradescope(tests, seconds, feedback.summary(self.session))
+        if self.path:
+            write_results(self.path, self.results)
+
+    def _engine_failure(self, exitstatus, tests) -> str | None:
+        """Why this grading must not give a score, or None: a grade is right or it is not given."""
+        if self.session.engine_failure is not None:
+            return f"the sandbox failed ({self.session.engine_failure.reason})"
+        if self.internal_errors:
+            return f"{len(self.internal_errors)} test(s) hit an error in the grader"
+        if exitstatus not in (0, 1) or not tests:
+            return f"pytest could not run the graders (exit code {int(exitstatus)}, {len(tests)} tests)"
+        return None
 
     def ordered(self) -> list[TestResult]:
-        return list(self.results.values())
-
-
-CREDIT = pytest.StashKey[Credit]()
-PARTS = pytest.StashKey[Parts]()
+        return list(self.tests.values())

@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from mlgrade.course import Assignment
+from mlgrade import fixtures, results as results_plugin
 from mlgrade.grading import GradingSession
-from mlgrade.results import GradescopePlugin, TestResult, engine_failure, is_engine_failure, to_gradescope, write_results
+from mlgrade.results import REPORTER, Submission, TestResult, engine_failure, is_engine_failure, write_results
 from mlgrade.forkserver import Zygote, grading_started
 from mlgrade.sandbox import Sandbox
 from mlgrade.terminal import PrintableStream
@@ -34,7 +35,6 @@ __all__ = ["ForkServers", "Outcome", "fork_server", "grade", "kept_fork_server",
 
 PYTEST_INI = Path(__file__).with_name("pytest-grading.ini")
 UNSAFE_ENV = "MLGRADE_UNSAFE_NO_ISOLATION"
-MAX_LOAD_OUTPUT = 2000  # characters of what a module printed at import, shown in results.json's output
 
 
 @dataclass
@@ -47,34 +47,6 @@ class Outcome:
     def graded(self) -> bool:
         """False when the engine failed: ``results`` then holds no score (results.engine_failure)."""
         return not is_engine_failure(self.results)
-
-
-def _summary(assignment: Assignment, modules, sandbox: Sandbox | None) -> str:
-    lines = []
-    given = {Path(name).stem for name in assignment.helpers}  # utils.py of the sheet: not the student's
-    modules = [m for m in modules if m.name not in given]
-    for m in modules:
-        if m.chosen:
-            lines.append(m.chosen)
-        if m.error:
-            lines.append(m.error.message + ".")
-        elif m.file.endswith(".ipynb"):
-            cells = len(m.chunks)
-            lines.append(f"Graded {m.file}: the imports, functions, classes and constants of {cells} code "
-                         "cell(s); other statements (training loops, plots, prints) were not run.")
-        else:
-            lines.append(f"Graded {m.file}.")
-    if sandbox is not None:
-        for m in modules:  # the submission's own modules, not whatever names a worker reported
-            err = sandbox.load_errors.get(m.name)
-            if err:
-                lines.append(f"{m.name}: could not be loaded ({str(err.get('type'))[:200]}: {str(err.get('message', ''))[:300]}).")
-        for m in modules:
-            printed = sandbox.load_output.get(m.name, "")
-            if printed.strip():
-                cut = printed[:MAX_LOAD_OUTPUT] + ("\n... (output truncated)" if len(printed) > MAX_LOAD_OUTPUT else "")
-                lines.append(f"{m.file} printed while it was loaded:\n{cut}")
-    return "\n".join(lines)
 
 
 # chooses its backend from the environment it is imported in: a worker's (Agg), not ours
@@ -219,8 +191,7 @@ def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, 
     if sandbox:
         sandbox.start_async()
     session = GradingSession(assignment, {m.name: m for m in modules}, sandbox)
-    sections = {**assignment.exercises, "files": [f.name for f in assignment.files]}
-    plugin = GradescopePlugin(session, sections)
+    submission = Submission(session, {**assignment.exercises, "files": [f.name for f in assignment.files]}, start)
     paths = [str(p) for p in assignment.public_tests()]
     if not public_only:
         if not assignment.has_graders():
@@ -233,6 +204,7 @@ def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, 
             "-p", "no:cacheprovider", "--assert=plain", "-q", "--tb=line", "-rN",
             # its end-of-session gc.collect() x5 costs ~1 s per submission in a process holding torch
             "-p", "no:unraisableexception",
+            *([f"--gradescope-results={results_path}"] if results_path else []),
             f"--confcutdir={assignment.public_dir if public_only else assignment.graders_dir}"]
     buffer = io.StringIO()
     grading_started()  # the graders and the reference are imported from here on
@@ -245,7 +217,7 @@ def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, 
         with assignment.importable(), \
                 contextlib.redirect_stdout(PrintableStream(sys.stdout) if echo else buffer), \
                 contextlib.redirect_stderr(PrintableStream(sys.stderr) if echo else buffer):
-            exit_code = pytest.main(args, plugins=[plugin])
+            exit_code = pytest.main(args, plugins=[submission, fixtures, results_plugin])
     finally:
         session.close()
         if autoload is None:
@@ -253,29 +225,17 @@ def _grade(assignment: Assignment, modules, runnable: list[dict], start: float, 
         else:
             os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = autoload
     log = buffer.getvalue()
-    if plugin.internal_errors:
-        log += "\n\nGrader errors:\n" + "\n".join(plugin.internal_errors)
-    tests = plugin.ordered()
-    seconds = time.monotonic() - start
-    failure = _engine_failure(session, plugin, exit_code, tests)
+    reporter = submission.config.stash.get(REPORTER, None) if submission.config is not None else None
+    if reporter is not None and reporter.internal_errors:
+        log += "\n\nGrader errors:\n" + "\n".join(reporter.internal_errors)
+    results, failure = (reporter.results, reporter.failure) if reporter is not None else (None, None)
+    if results is None:  # pytest stopped before its session began: nothing was collected or graded
+        failure = f"pytest could not run the graders (exit code {int(exit_code)}, 0 tests)"
+        results = engine_failure(failure, time.monotonic() - start)
+        if results_path:
+            write_results(results_path, results)
     if failure:
         log += f"\n\nNo score given: {failure}"
         if session.engine_failure is not None and session.engine_failure.output:
             log += "\nThe worker printed:\n" + session.engine_failure.output
-        results = engine_failure(failure, seconds)
-    else:
-        results = to_gradescope(tests, seconds, _summary(assignment, modules, sandbox))
-    if results_path:
-        write_results(results_path, results)
-    return Outcome(results, tests, log)
-
-
-def _engine_failure(session: GradingSession, plugin: GradescopePlugin, exit_code, tests) -> str | None:
-    """Why this grading must not give a score, or None: a grade is right or it is not given."""
-    if session.engine_failure is not None:
-        return f"the sandbox failed ({session.engine_failure.reason})"
-    if plugin.internal_errors:
-        return f"{len(plugin.internal_errors)} test(s) hit an error in the grader"
-    if exit_code not in (0, 1) or not tests:
-        return f"pytest could not run the graders (exit code {int(exit_code)}, {len(tests)} tests)"
-    return None
+    return Outcome(results, reporter.ordered() if reporter is not None else [], log)

@@ -18,6 +18,7 @@ import dataclasses
 import os
 import pwd
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -94,6 +95,40 @@ def engine_wheel(tmp_path_factory) -> Path:
     from mlgrade.build import build_wheel
 
     return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+TORCH = "torch==2.13.0"  # the CPU build the README has users install first
+
+
+@pytest.fixture(scope="session")
+def torch_venv(tmp_path_factory) -> Path:
+    """A venv with torch installed the README's way (``pip install torch==2.13.0``), once per session:
+    every fresh venv of the tests starts from its packages (:func:`fresh_venv`)."""
+    folder = tmp_path_factory.mktemp("torch-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", TORCH],
+                   check=True, timeout=1200)
+    return folder
+
+
+def _site_packages(venv: Path) -> Path:
+    (found,) = (venv / "lib").glob("python3*/site-packages")
+    return found
+
+
+def fresh_venv(folder: Path, torch_venv: Path) -> Path:
+    """A new venv at ``folder`` that sees nothing of this machine's packages, with torch and its
+    dependencies already in it, as after the README's first step: the files of ``torch_venv``'s
+    distributions, hard-linked (the tests only read them), so that torch is unpacked once per session.
+    Its own pip and setuptools are the ones ``python -m venv`` gave it. Returns the venv's bin folder."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    source, target = _site_packages(torch_venv), _site_packages(folder)
+    for entry in sorted(source.iterdir()):
+        if not (target / entry.name).exists():
+            subprocess.run(["cp", "-al", str(entry), str(target)], check=True)
+    check = subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "show", "-q", "torch"], capture_output=True)
+    assert check.returncode == 0, check.stderr
+    return folder / "bin"
 
 
 def pids_of_uid(uid: int, descendants_only: bool = True) -> list[int]:

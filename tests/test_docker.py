@@ -1,8 +1,9 @@
-"""The autograder zip in Gradescope's layout, in a container: docker/Dockerfile + docker/grade.sh.
+"""The autograder zip in Gradescope's layout, in a container: docker/build-image.sh + docker/grade.sh.
 
 Builds the image of every assignment that has graders (setup.sh at build time, from a wheelhouse
 shipped in the zip) and grades its reference (full marks), its template (zero) and a hostile
-submission (zero) with --network none. Needs a Docker
+submission (zero) with --network none, one after the other in one container (docker/grade.sh with
+several submissions: each graded as Gradescope grades one). Needs a Docker
 engine: where none answers it is skipped, except under CI (as root) where it starts one with
 ../shared/tools/docker-engine.sh. The wheelhouse is cached in /var/cache/mlgrade-wheelhouse and
 the image is reused while the zip is unchanged.
@@ -91,15 +92,29 @@ def image_zip(request, docker_engine, tmp_path_factory, engine_wheel) -> tuple[s
     return a.id, build_autograder(a, tmp_path_factory.mktemp("dist"), wheelhouse=_wheelhouse(), wheel=engine_wheel)
 
 
-def grade(zip_path: Path, submission: Path, results: Path) -> tuple[dict, float]:
+def _grade_sh(zip_path: Path, *pairs: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "BASE_IMAGE": BASE, "BUILD_NETWORK": "host", "GRADE_TIMEOUT": "900"}
-    start = time.monotonic()
-    run = subprocess.run(["bash", str(GRADE_SH), str(zip_path), str(submission), str(results)],
-                         capture_output=True, text=True, env=env, timeout=1500)
+    run = subprocess.run(["bash", str(GRADE_SH), str(zip_path), *map(str, pairs)],
+                         capture_output=True, text=True, env=env, timeout=1500 + 900 * len(pairs) // 2)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
-    printed = json.loads(run.stdout)
+    return run
+
+
+def grade(zip_path: Path, submission: Path, results: Path) -> tuple[dict, float]:
+    """One submission in a container of its own, as `docker/grade.sh ZIP SUBMISSION RESULTS` does."""
+    start = time.monotonic()
+    printed = json.loads(_grade_sh(zip_path, submission, results).stdout)
     assert printed == json.loads((results / "results.json").read_text())
     return printed, time.monotonic() - start
+
+
+def grade_in_turn(zip_path: Path, submissions: dict[str, Path], out: Path) -> dict[str, dict]:
+    """Several submissions graded one after the other in one container (`docker/grade.sh ZIP SUB
+    RESULTS SUB RESULTS ...`), each as Gradescope grades one: their results.json by name."""
+    pairs = [path for name, submission in submissions.items() for path in (submission, out / name)]
+    run = _grade_sh(zip_path, *pairs)
+    assert run.stdout == ""
+    return {name: json.loads((out / name / "results.json").read_text()) for name in submissions}
 
 
 def _tag(zip_path: Path) -> str:
@@ -122,45 +137,54 @@ def _submission(folder: Path, source: Path, files) -> Path:
 def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
     aid, zip_path = image_zip
     a = open_course(ROOT).get(aid)
-    timings = {}
-    ref = _submission(tmp_path / "ref", a.reference_dir, a.files)
-    res, timings["reference (incl. build if needed)"] = grade(zip_path, ref, tmp_path / "out-ref")
-    maximum = sum(t["max_score"] for t in res["tests"])
-    assert maximum > 0 and res["score"] == maximum, [t for t in res["tests"] if t["score"] < t["max_score"]][:3]
-
-    tpl = _submission(tmp_path / "tpl", a.template_dir, a.files)
-    res, timings["template"] = grade(zip_path, tpl, tmp_path / "out-tpl")
-    assert res["score"] == 0 and len(res["tests"]) == len(json.loads((tmp_path / "out-ref" / "results.json").read_text())["tests"])
-
     bad = tmp_path / "hostile"  # the hostile file alone (as Python, under a name its file accepts)
     bad.mkdir()
     as_python = next((n for n in a.files[0].accept if n.endswith(".py")), a.files[0].name)
     (bad / as_python).write_text(HOSTILE.replace("{id}", aid))
-    res, timings["hostile"] = grade(zip_path, bad, tmp_path / "out-bad")
+    submissions = {"reference": _submission(tmp_path / "ref", a.reference_dir, a.files),
+                   "template": _submission(tmp_path / "tpl", a.template_dir, a.files),
+                   "hostile": bad}  # last: a grading after it would start where it left the container
+    start = time.monotonic()
+    tag = _tag(zip_path)  # built here; probed in a container of its own while the gradings run
+    ref_file = f"/autograder/source/reference/{aid}/{a.files[0].name}"
+    grader = sorted(a.graders_dir.glob("*.py"))[0].name
+    probe = subprocess.Popen(["docker", "run", "--rm", "--network", "none", tag, "bash", "-c",
+                              f"stat -c '%a %U %n' /autograder/source/reference/{aid} {ref_file} "
+                              f"/autograder/source/graders/{aid} /autograder/source/graders/{aid}/{grader}; "
+                              "ls /autograder; test -x /autograder/run_autograder && echo run-ok; "
+                              "test -d /autograder/source/wheelhouse && echo wheelhouse-left; "
+                              f"setpriv --reuid=mlgrade --regid=mlgrade --clear-groups cat {ref_file} "
+                              ">/dev/null 2>&1 && echo READABLE || echo denied; "
+                              "/opt/mlgrade/venv/bin/python -c 'import torch; print(\"cuda\", torch.version.cuda)'"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        graded = grade_in_turn(zip_path, submissions, tmp_path / "out")
+        probe_out, probe_err = probe.communicate(timeout=600)
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+            probe.wait()
+    print(f"docker {aid}: three gradings (incl. the build if needed) in {time.monotonic() - start:.0f} s")
+
+    res = graded["reference"]
+    maximum = sum(t["max_score"] for t in res["tests"])
+    assert maximum > 0 and res["score"] == maximum, [t for t in res["tests"] if t["score"] < t["max_score"]][:3]
+
+    res = graded["template"]
+    assert res["score"] == 0 and len(res["tests"]) == len(graded["reference"]["tests"])
+
+    res = graded["hostile"]
     assert res["tests"] and res["score"] == 0, res
     assert "pwned" not in json.dumps(res)
     assert "could not be loaded" in res["output"]
-    print(f"docker timings {aid}:", {k: f"{v:.0f} s" for k, v in timings.items()})
 
     # the image: Gradescope's layout, reference and graders locked to root, no CUDA, small
-    tag = _tag(zip_path)
-    ref_file = f"/autograder/source/reference/{aid}/{a.files[0].name}"
-    grader = sorted(a.graders_dir.glob("*.py"))[0].name
-    probe = subprocess.run(["docker", "run", "--rm", "--network", "none", tag, "bash", "-c",
-                            f"stat -c '%a %U %n' /autograder/source/reference/{aid} {ref_file} "
-                            f"/autograder/source/graders/{aid} /autograder/source/graders/{aid}/{grader}; "
-                            "ls /autograder; test -x /autograder/run_autograder && echo run-ok; "
-                            "test -d /autograder/source/wheelhouse && echo wheelhouse-left; "
-                            f"setpriv --reuid=mlgrade --regid=mlgrade --clear-groups cat {ref_file} "
-                            ">/dev/null 2>&1 && echo READABLE || echo denied; "
-                            "/opt/mlgrade/venv/bin/python -c 'import torch; print(\"cuda\", torch.version.cuda)'"],
-                           capture_output=True, text=True, timeout=300)
-    lines = probe.stdout.split("\n")
+    lines = probe_out.split("\n")
     assert f"700 root /autograder/source/reference/{aid}" in lines
     assert f"600 root {ref_file}" in lines
     assert f"700 root /autograder/source/graders/{aid}" in lines
     assert f"600 root /autograder/source/graders/{aid}/{grader}" in lines
-    assert {"source", "submission", "results", "run_autograder", "run-ok", "denied", "cuda None"} <= set(lines), probe.stdout + probe.stderr
+    assert {"source", "submission", "results", "run_autograder", "run-ok", "denied", "cuda None"} <= set(lines), probe_out + probe_err
     assert "wheelhouse-left" not in lines and "READABLE" not in lines
     # built on the shared runtime (torch installed once for all assignments), not on the base image
     history = subprocess.run(["docker", "history", "-q", tag], capture_output=True, text=True, check=True).stdout.split()

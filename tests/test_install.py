@@ -12,14 +12,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mlgrade.course import open_course
 from mlgrade.runner import grade
-from conftest import REPO
+from conftest import REPO, fresh_venv
 
 IDS = [a.id for a in open_course(REPO).assignments() if a.has_graders()]
 pytestmark = pytest.mark.fresh_venv
@@ -27,17 +26,16 @@ SKIP = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "dis
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> tuple[Path, Path]:
+def installed(tmp_path_factory, torch_venv) -> tuple[Path, Path]:
     """(the venv's mlgrade command, the copy of the project): both below /tmp."""
     base = tmp_path_factory.mktemp("fresh")
     assert str(base).startswith(("/tmp/", "/var/tmp/")) or os.environ.get("TMPDIR"), base
     project = base / "project"
     shutil.copytree(REPO, project, ignore=SKIP)
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # the README's way: the CPU build of torch first (installed once per session), which the package's range accepts
+    fresh_venv(venv, torch_venv)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    # the README's way: the CPU build of torch first, which the package's range accepts
-    subprocess.run([*pip, "torch==2.13.0"], check=True, timeout=1200)
     subprocess.run([*pip, str(project)], check=True, timeout=1200)
     # the engine brings no course's libraries: where a course is graded, its assignments' `requires` are
     # installed too (README, "Installing elsewhere")

@@ -12,7 +12,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from mlgrade import Mismatch, SubmissionError, compare_module, module_state, randomized, run_module, student, \
     transplanted  # noqa: E402
-from mlgrade.grading import GradingSession, per_submission, set_current  # noqa: E402
+from mlgrade.grading import GradingSession, attach, detach, per_submission  # noqa: E402
 from mlgrade.loading import load_file  # noqa: E402
 from mlgrade.sandbox import Limits, Sandbox  # noqa: E402
 
@@ -114,17 +114,17 @@ class Reference(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory):
+def net(tmp_path_factory, pytestconfig):
     folder = tmp_path_factory.mktemp("submission")
     (folder / "net.py").write_text(SUBMISSION)
     module = load_file(folder, ["net.py"])
     session = GradingSession(None, {module.name: module}, Sandbox([module.spec()], Limits(call_timeout=60)))
-    set_current(session)
+    token = attach(pytestconfig, session)  # this test run grades the submission, as a grading's run does
     try:
         yield student("net")
     finally:
         session.close()
-        set_current(None)
+        detach(pytestconfig, token)
 
 
 @pytest.fixture

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from conftest import fresh_venv
 from mlgrade.build import build_wheel, pinned_requirements
-from test_docker import _wheelhouse, docker_engine, grade as grade_in_docker  # noqa: F401  (a fixture)
+from test_docker import _wheelhouse, docker_engine, grade as grade_in_docker, grade_in_turn  # noqa: F401  (a fixture)
 
 CONTRACT = '''id = "ridge"
 title = "Homework 3: ridge regression and the logistic loss"
@@ -152,19 +152,19 @@ def _digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _fresh_venv(folder: Path, *packages: str) -> Path:
-    """A venv that sees nothing of this machine's packages: torch's CPU build first, as the README says.
+def _fresh_venv(folder: Path, torch_venv: Path, *packages: str) -> Path:
+    """A venv that sees nothing of this machine's packages: torch's CPU build first, as the README says
+    (installed once per session: :func:`conftest.fresh_venv`), then ``packages``.
 
     The versions are those installed here (a constraints file, not requirements): the zip it builds
     then pins what the suite's Docker wheelhouse and runtime image already hold."""
-    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    bin_dir = fresh_venv(folder, torch_venv)
     constraints = folder / "constraints.txt"
     constraints.write_text("\n".join(pinned_requirements()) + "\n")
-    pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+    pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
            "-c", str(constraints)]
-    subprocess.run([*pip, "torch==2.13.0"], check=True, timeout=1200)
     subprocess.run([*pip, *packages], check=True, timeout=1200)
-    return folder / "bin"
+    return bin_dir
 
 
 def _run(bin_dir: Path, *args: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
@@ -177,12 +177,12 @@ def _run(bin_dir: Path, *args: str, cwd: Path, ok: bool = True) -> subprocess.Co
 
 
 @pytest.fixture(scope="module")
-def instructor(tmp_path_factory):
+def instructor(tmp_path_factory, torch_venv):
     """(the venv's bin, the course folder, the installed package's digest) after the README's steps."""
     base = tmp_path_factory.mktemp("own-course")
     assert str(base).startswith(("/tmp/", "/var/tmp/")) or os.environ.get("TMPDIR"), base
     wheel = build_wheel(base / "wheel")
-    bin_dir = _fresh_venv(base / "venv", str(wheel))
+    bin_dir = _fresh_venv(base / "venv", torch_venv, str(wheel))
     site = Path(subprocess.run([str(bin_dir / "python"), "-c", "import mlgrade, os; print(os.path.dirname(mlgrade.__file__))"],
                                capture_output=True, text=True, check=True, cwd=base).stdout.strip())
     assert site.is_relative_to(base), site  # the wheel's copy, not this checkout
@@ -225,13 +225,25 @@ def autograder_zip(instructor, docker_engine):  # noqa: F811
     return zip_path
 
 
-@pytest.mark.parametrize("name, source, expected", [
-    ("correct", CORRECT, "full"), ("partial", PARTIAL, "partial"), ("wrong", WRONG, "low")])
-def test_the_zip_grades_in_docker(autograder_zip, tmp_path, name, source, expected):
-    submission = tmp_path / name
-    submission.mkdir()
-    (submission / "ridge.py").write_text(source)
-    results, _ = grade_in_docker(autograder_zip, submission, tmp_path / "results")
+SUBMISSIONS = {"correct": CORRECT, "partial": PARTIAL, "wrong": WRONG}
+
+
+@pytest.fixture(scope="module")
+def graded_in_docker(autograder_zip, tmp_path_factory) -> dict[str, dict]:
+    """The three submissions' results.json from the zip in Docker: the correct and the partial one
+    graded in turn in one container, the wrong one alone (`docker/grade.sh ZIP SUBMISSION`)."""
+    folder = tmp_path_factory.mktemp("docker-submissions")
+    for name, source in SUBMISSIONS.items():
+        (folder / name).mkdir()
+        (folder / name / "ridge.py").write_text(source)
+    graded = grade_in_turn(autograder_zip, {name: folder / name for name in ("correct", "partial")}, folder / "out")
+    graded["wrong"], _ = grade_in_docker(autograder_zip, folder / "wrong", folder / "out" / "wrong")
+    return graded
+
+
+@pytest.mark.parametrize("name, expected", [("correct", "full"), ("partial", "partial"), ("wrong", "low")])
+def test_the_zip_grades_in_docker(graded_in_docker, name, expected):
+    results = graded_in_docker[name]
     assert sum(t["max_score"] for t in results["tests"]) == MAXIMUM
     score = results["score"]
     if expected == "full":
@@ -244,7 +256,7 @@ def test_the_zip_grades_in_docker(autograder_zip, tmp_path, name, source, expect
         assert score <= 3, results  # ridge_predict alone, the public check
 
 
-def test_a_student_self_checks_from_the_bundle_in_a_fresh_venv(instructor, tmp_path_factory):
+def test_a_student_self_checks_from_the_bundle_in_a_fresh_venv(instructor, tmp_path_factory, torch_venv):
     bin_dir, course, _ = instructor
     _run(bin_dir, "build", "ridge", "--student", "-o", str(course / "dist"), cwd=course)
     home = tmp_path_factory.mktemp("student")
@@ -255,7 +267,7 @@ def test_a_student_self_checks_from_the_bundle_in_a_fresh_venv(instructor, tmp_p
     readme = (bundle / "README.md").read_text()
     assert "pip install mlgrade-" in readme and "-r requirements.txt" in readme
     (wheel,) = bundle.glob("mlgrade-*.whl")
-    student_bin = _fresh_venv(home / "venv", str(wheel), "-r", str(bundle / "requirements.txt"))
+    student_bin = _fresh_venv(home / "venv", torch_venv, str(wheel), "-r", str(bundle / "requirements.txt"))
     work = bundle / "ridge"
     template = _run(student_bin, "check", "ridge", cwd=work, ok=False)
     assert template.returncode == 1 and "Score: 0 / 1" in template.stdout, template.stdout[-3000:]

@@ -286,3 +286,22 @@ def test_one_rule_for_passed_read_the_same_from_results_json(ran_to_end, fractio
     written = to_gradescope([result], 1.0, "")["tests"][0]
     assert passed(written) is verdict
     assert written["status"] == ("passed" if verdict else "failed")
+
+
+def test_the_run_holds_its_grading_in_the_stash_and_writes_results_at_session_finish(tmp_path):
+    g = Graded(tmp_path, '''
+        import os
+        from mlgrade.grading import SESSION, current
+        from mlgrade.results import REPORTER
+
+        @check("double: the session and the reporter live in the run's stash")
+        def test_stash(request):
+            stash = request.config.stash
+            assert stash[SESSION] is current() and stash[REPORTER].session is current()
+            assert request.config.getoption("gradescope_results").endswith("results.json")
+            assert not os.path.exists(request.config.getoption("gradescope_results"))  # written once, at the end
+    ''')
+    assert g.results["score"] == 1.0, g.tests
+    with pytest.raises(RuntimeError, match="no submission is being graded"):
+        from mlgrade.grading import current
+        current()  # nothing is graded outside a grading's run
