@@ -172,7 +172,7 @@ def cmd_validate(args) -> int:
     from mlgrade.validate import validate
 
     assignment = open_course(args.course).get(args.assignment)
-    report = validate(assignment, only=args.only, console=console)
+    report = validate(assignment, only=args.only, console=console, jobs=args.jobs)
     return 0 if report.ok else 1
 
 
@@ -347,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", parents=in_course, help="reference 100%%, template 0%%, every mutant caught")
     p.add_argument("assignment")
     p.add_argument("--only", help="run only mutants whose name contains this")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                   help="grading processes (default: one per CPU; validate is the instructor's own run)")
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("list", parents=in_course, help="assignments and their exercises")
     p.set_defaults(func=cmd_list)

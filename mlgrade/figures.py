@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from mlgrade.grading import GradingSession, set_current
+import pytest
+
+from mlgrade.grading import GradingSession, attach, detach
 from mlgrade.sandbox import EngineFailure, Sandbox
 
 __all__ = ["Drawn", "FigureSpec", "declared", "draw_figures", "figure", "write_reference_images"]
@@ -102,6 +104,14 @@ def _first_lines(text: str) -> str:
     return text if len(text) <= MAX_PROBLEM else text[:MAX_PROBLEM] + " ..."
 
 
+class _Drawing:
+    """The figures' run, as a grading's pytest run is to :func:`mlgrade.grading.attach`: the
+    session is found in its stash (the figures are drawn outside pytest)."""
+
+    def __init__(self):
+        self.stash = pytest.Stash()
+
+
 def _draw(spec: FigureSpec, session: GradingSession) -> Drawn:
     from matplotlib.figure import Figure  # no pyplot: nothing here picks a backend or a window
 
@@ -146,12 +156,13 @@ def draw_figures(assignment, submission_dir: Path, zygote=None) -> list[Drawn]:
         if sandbox:
             sandbox.start_async()
         session = GradingSession(assignment, {m.name: m for m in modules}, sandbox)
-        set_current(session)
+        run = _Drawing()
+        token = attach(run, session)
         try:
             with assignment.importable():
                 return [_draw(spec, session) for spec in declared(assignment)]
         finally:
-            set_current(None)
+            detach(run, token)
             session.close()
     finally:
         if own is not None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from mlgrade.course import Assignment
 from mlgrade.intake import Submission
 
-__all__ = ["Failure", "MSG_RAISED", "MSG_TIMEOUT", "Pool", "cut_log", "ensure_slot_users", "grade_one", "report",
+__all__ = ["Failure", "MSG_RAISED", "MSG_TIMEOUT", "Pool", "cut_log", "ensure_slot_users", "grade_one", "grade_outcome", "report",
            "run_pool"]
 
 PRELOAD = ["numpy", "torch", "pytest", "mlgrade.runner", "mlgrade.grading", "mlgrade.results"]
@@ -85,16 +85,21 @@ def cut_log(text: str) -> str:
     return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
 
 
-def grade_one(assignment: Assignment, folder: Path, results_path: str | None) -> dict:
-    """Grade one staged submission in this process, with its warm fork server (started on first
-    use, replaced when it died): in a pool process, or in a Dask worker (mlgrade.cluster).
-    ``written``: whether the runner wrote results.json (only with a ``results_path``)."""
+def _warm_grade(assignment: Assignment, folder: Path, results_path: str | None):
+    """runner.grade with this process's warm fork server (started on first use, replaced when it died)."""
     from mlgrade.runner import ForkServers, grade
 
     global _FORK_SERVERS
     if _FORK_SERVERS is None:
         _FORK_SERVERS = ForkServers()
-    outcome = grade(assignment, folder, results_path, zygote=_FORK_SERVERS.get(assignment))
+    return grade(assignment, folder, results_path, zygote=_FORK_SERVERS.get(assignment))
+
+
+def grade_one(assignment: Assignment, folder: Path, results_path: str | None) -> dict:
+    """Grade one staged submission in this process, with its warm fork server: in a pool
+    process, or in a Dask worker (mlgrade.cluster). ``written``: whether the runner wrote
+    results.json (only with a ``results_path``)."""
+    outcome = _warm_grade(assignment, folder, results_path)
     return {"results": outcome.results, "log": cut_log(outcome.log), "written": results_path is not None,
             "pid": os.getpid(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -102,6 +107,12 @@ def grade_one(assignment: Assignment, folder: Path, results_path: str | None) ->
 def _grade_one(student: str, folder: str, results_path: str) -> dict:
     """In a pool process: grade one submission (the runner writes its results.json)."""
     return grade_one(_ASSIGNMENT, Path(folder), results_path)
+
+
+def grade_outcome(student: str, folder: str, results_path: str) -> object:
+    """In a pool process: grade one submission and return its whole runner.Outcome, every test's
+    verdict included (``mlgrade validate`` judges each); no results.json is written."""
+    return _warm_grade(_ASSIGNMENT, Path(folder), None)
 
 
 def ensure_slot_users(jobs: int) -> None:

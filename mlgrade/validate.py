@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import nbformat
@@ -29,6 +30,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlgrade.dependencies import undeclared_imports
+from mlgrade.intake import Submission
+from mlgrade.pool import Pool, ensure_slot_users, grade_outcome, run_pool
 from mlgrade.results import earned, passed
 from mlgrade.runner import grade, keeping_fork_servers
 from mlgrade.staging import contract_files, stage
@@ -130,6 +133,7 @@ def check_mutant(mutant: Mutant, tests) -> tuple[bool, str]:
     return not problems, "; ".join(problems)
 
 
+GRADING_TIMEOUT = 900  # seconds a pool process may take for one submission before it is replaced
 DTYPE_TEST = "float64 results, the contract's dtype"  # a test of its own, no mutant's business
 
 
@@ -159,71 +163,130 @@ def _staged(assignment, folder: Path, target: Path) -> None:
         raise ValueError(f"{folder}: " + "; ".join(problems))
 
 
-def validate(assignment, only: str | None = None, console=None) -> Report:
+@dataclass
+class _Case:
+    """One submission validate grades: its staged folder and how its outcome is judged."""
+    label: str
+    folder: Path
+    judge: Callable  # (runner.Outcome) -> Verdict
+    mutant: Mutant | None = None  # a mutant's losses also count as its tests' catches
+
+
+def _expected(label: str, want: str):
+    def judge(outcome) -> Verdict:
+        total, maximum = outcome.results["score"], sum(t.max_score for t in outcome.tests)
+        ok = total == maximum if want == "full" else total == 0
+        failed = [t.name for t in outcome.tests if (want == "full") != passed(t)]
+        detail = "" if ok else f"{len(failed)} unexpected: " + "; ".join(failed[:5])
+        if want == "full" and not ok:
+            detail += "\n" + "\n".join(t.output[:500] for t in outcome.tests if not passed(t))[:3000]
+        return Verdict(label, ok, total, maximum, detail)
+    return judge
+
+
+def _trivial(label: str):
+    def judge(outcome) -> Verdict:  # answers that did nothing must earn nothing
+        earning = [t.name for t in outcome.tests if earned(t) > 0]
+        detail = f"{len(earning)} tests give points: " + "; ".join(earning[:8]) if earning else ""
+        if not outcome.graded:  # a grader that breaks on a wrong answer gives that student no score
+            detail = "; ".join(filter(None, [outcome.results["extra_data"]["reason"], detail]))
+            detail += ": " + "; ".join(t.name for t in outcome.tests if t.internal_error)[:500]
+        return Verdict(label, outcome.graded and not earning, outcome.results["score"],
+                       sum(t.max_score for t in outcome.tests), detail)
+    return judge
+
+
+def _alternative(label: str):
+    def judge(outcome) -> Verdict:
+        lost = [t for t in outcome.tests if earned(t) < t.max_score]
+        detail = f"{len(lost)} tests lose points: " + "; ".join(t.name for t in lost[:5]) if lost else ""
+        if lost:
+            detail += "\n" + "\n".join(t.output[:300] for t in lost[:3])
+        return Verdict(label, not lost and outcome.graded, outcome.results["score"],
+                       sum(t.max_score for t in outcome.tests), detail)
+    return judge
+
+
+def _mutant(label: str, mutant: Mutant):
+    def judge(outcome) -> Verdict:
+        ok, detail = check_mutant(mutant, outcome.tests)
+        return Verdict(label, ok, outcome.results["score"], sum(t.max_score for t in outcome.tests), detail)
+    return judge
+
+
+def _cases(assignment, only: str | None, work: Path) -> list[_Case]:
+    """Every submission to grade, staged under ``work``, in the order the report lists them."""
+    cases = []
+    if not only:
+        for label, folder, want in (("reference", assignment.reference_dir, "full"),
+                                    ("template", assignment.template_dir, "zero")):
+            _staged(assignment, Path(folder), work / label)
+            cases.append(_Case(label, work / label, _expected(label, want)))
+        for kind in TRIVIAL_KINDS:
+            write_patched(assignment, kind, work / f"trivial-{kind}")
+            cases.append(_Case(f"trivial {kind}", work / f"trivial-{kind}", _trivial(f"trivial {kind}")))
+    for alternative in load_mutants(assignment.alternatives_dir, alternative=True):
+        if not only or only in alternative.name:
+            apply_mutant(alternative, assignment.reference_dir, work / f"alternative-{alternative.name}")
+            label = f"alternative {alternative.name}"
+            cases.append(_Case(label, work / f"alternative-{alternative.name}", _alternative(label)))
+    for mutant in load_mutants(assignment.mutants_dir):
+        if not only or only in mutant.name:
+            apply_mutant(mutant, assignment.reference_dir, work / mutant.name)
+            label = f"{'fake' if mutant.earns_nothing else 'mutant'} {mutant.name}"
+            cases.append(_Case(label, work / mutant.name, _mutant(label, mutant), mutant))
+    return cases
+
+
+def _grade_all(assignment, cases: list[_Case], jobs: int, on_graded) -> None:
+    """Grade every case, ``on_graded(case, outcome, failure reason)`` once each as it finishes:
+    in this process with one kept fork server, or over the local pool's ``jobs`` processes
+    (each its own worker user and fork server, as ``mlgrade grade`` runs a class)."""
+    if jobs <= 1 or len(cases) <= 1:
+        with keeping_fork_servers():
+            for case in cases:
+                on_graded(case, grade(assignment, case.folder), None)
+        return
+    by_name = {case.folder.name: case for case in cases}
+    ensure_slot_users(jobs)
+    errors = run_pool(Pool(assignment, jobs), [Submission(case.folder.name, case.folder) for case in cases], jobs,
+                      GRADING_TIMEOUT, cases[0].folder.parent,
+                      lambda sub, outcome, failure: on_graded(by_name[sub.student], outcome, failure and failure.reason),
+                      fn=grade_outcome)
+    if errors:
+        raise RuntimeError("; ".join(errors))
+
+
+def validate(assignment, only: str | None = None, console=None, jobs: int = 1) -> Report:
+    """Grade the reference, template, trivial answers, alternatives and mutants (those whose name
+    holds ``only``), over ``jobs`` grading processes; the report lists them in that order."""
     report = Report()
     undeclared = undeclared_imports(assignment)
     report.verdicts.append(Verdict("dependencies", not undeclared, 0.0, 0.0, "; ".join(undeclared)))
     _progress(console, report.verdicts[-1])
-    # one fork server for every grading below: torch is imported once, not per submission
-    with keeping_fork_servers(), tempfile.TemporaryDirectory(prefix="mlgrade-validate-", ignore_cleanup_errors=True) as tmp:
-        work = Path(tmp)
-        if not only:
-            for label, folder, want in (("reference", assignment.reference_dir, "full"),
-                                        ("template", assignment.template_dir, "zero")):
-                staged = work / label
-                _staged(assignment, Path(folder), staged)
-                outcome = grade(assignment, staged)
-                total, maximum = outcome.results["score"], sum(t.max_score for t in outcome.tests)
-                ok = total == maximum if want == "full" else total == 0
-                failed = [t.name for t in outcome.tests if (want == "full") != passed(t)]
-                detail = "" if ok else f"{len(failed)} unexpected: " + "; ".join(failed[:5])
-                if want == "full" and not ok:
-                    detail += "\n" + "\n".join(t.output[:500] for t in outcome.tests if not passed(t))[:3000]
-                report.verdicts.append(Verdict(label, ok, total, maximum, detail))
-                _progress(console, report.verdicts[-1])
-            for kind in TRIVIAL_KINDS:  # answers that did nothing must earn nothing
-                staged = work / f"trivial-{kind}"
-                write_patched(assignment, kind, staged)
-                outcome = grade(assignment, staged)
-                earning = [t.name for t in outcome.tests if earned(t) > 0]
-                detail = f"{len(earning)} tests give points: " + "; ".join(earning[:8]) if earning else ""
-                if not outcome.graded:  # a grader that breaks on a wrong answer gives that student no score
-                    detail = "; ".join(filter(None, [outcome.results["extra_data"]["reason"], detail]))
-                    detail += ": " + "; ".join(t.name for t in outcome.tests if t.internal_error)[:500]
-                report.verdicts.append(Verdict(f"trivial {kind}", outcome.graded and not earning,
-                                               outcome.results["score"], sum(t.max_score for t in outcome.tests), detail))
-                _progress(console, report.verdicts[-1])
-        for alternative in load_mutants(assignment.alternatives_dir, alternative=True):
-            if only and only not in alternative.name:
-                continue
-            staged = work / f"alternative-{alternative.name}"
-            apply_mutant(alternative, assignment.reference_dir, staged)
-            outcome = grade(assignment, staged)
-            maximum = sum(t.max_score for t in outcome.tests)
-            lost = [t for t in outcome.tests if earned(t) < t.max_score]
-            detail = f"{len(lost)} tests lose points: " + "; ".join(t.name for t in lost[:5]) if lost else ""
-            if lost:
-                detail += "\n" + "\n".join(t.output[:300] for t in lost[:3])
-            report.verdicts.append(Verdict(f"alternative {alternative.name}", not lost and outcome.graded,
-                                           outcome.results["score"], maximum, detail))
-            _progress(console, report.verdicts[-1])
-        mutants = [m for m in load_mutants(assignment.mutants_dir) if not only or only in m.name]
-        test_names: list[str] = []
-        for mutant in mutants:
-            staged = work / mutant.name
-            apply_mutant(mutant, assignment.reference_dir, staged)
-            outcome = grade(assignment, staged)
-            ok, detail = check_mutant(mutant, outcome.tests)
-            maximum = sum(t.max_score for t in outcome.tests)
-            report.verdicts.append(Verdict(f"{'fake' if mutant.earns_nothing else 'mutant'} {mutant.name}", ok,
-                                           outcome.results["score"], maximum, detail))
-            test_names = test_names or [t.name for t in outcome.tests]
-            for t in outcome.tests:
-                if earned(t) < t.max_score:
-                    report.catches.setdefault(t.name, []).append(mutant.name)
-            _progress(console, report.verdicts[-1])
-        if not only:
-            report.powerless = powerless_tests(mutants, report.catches, test_names)
+    verdicts: dict[str, Verdict] = {}
+    outcomes: dict[str, object] = {}
+
+    def on_graded(case: _Case, outcome, failure: str | None) -> None:
+        if outcome is None:
+            verdicts[case.label] = Verdict(case.label, False, 0.0, 0.0, f"not graded: {failure}")
+        else:
+            verdicts[case.label], outcomes[case.label] = case.judge(outcome), outcome
+        _progress(console, verdicts[case.label])
+
+    with tempfile.TemporaryDirectory(prefix="mlgrade-validate-", ignore_cleanup_errors=True) as tmp:
+        cases = _cases(assignment, only, Path(tmp))
+        _grade_all(assignment, cases, max(1, int(jobs)), on_graded)
+    report.verdicts += [verdicts[case.label] for case in cases]
+    mutants = [case for case in cases if case.mutant is not None]
+    for case in mutants:
+        outcome = outcomes.get(case.label)
+        for t in outcome.tests if outcome is not None else ():
+            if earned(t) < t.max_score:
+                report.catches.setdefault(t.name, []).append(case.mutant.name)
+    if not only:
+        test_names = next(([t.name for t in outcomes[c.label].tests] for c in mutants if c.label in outcomes), [])
+        report.powerless = powerless_tests([c.mutant for c in mutants], report.catches, test_names)
     if console is not None:
         table = Table(title=f"validate {assignment.id}", title_justify="left")
         for col in ("submission", "score", "verdict"):

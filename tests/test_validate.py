@@ -1,5 +1,6 @@
 """`mlgrade validate`: every assignment's graders give the reference 100%, the template 0%,
 and take points from each mutant on the tests it names."""
+import os
 import re
 
 import pytest
@@ -16,11 +17,22 @@ ASSIGNMENTS = [a.id for a in open_course().assignments() if a.has_graders()]
 @pytest.mark.mutants
 @pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
 def test_validate(assignment_id):
-    report = validate(open_course().get(assignment_id))
+    report = validate(open_course().get(assignment_id), jobs=os.cpu_count() or 1)
     failures = [f"{v.submission}: {v.score:g}/{v.max_score:g} {v.detail}" for v in report.verdicts if not v.ok]
     assert not failures, "\n".join(failures)
     mutants = [v for v in report.verdicts if v.submission.startswith("mutant ")]
     assert len(mutants) >= 3 * len(open_course().get(assignment_id).exercises)
+
+
+def test_validate_over_the_pool_reports_what_one_process_does():
+    """-j 2 grades in two pool processes (their own worker users and fork servers) and reports
+    the same verdicts, in the same order, and the same catches as one process does."""
+    a = open_course().get("ml-hw6")
+    one, pooled = (validate(a, only="vae_", jobs=jobs) for jobs in (1, 2))
+    assert len(one.verdicts) == 1 + 2 + 6 and one.ok  # dependencies, two alternatives, six mutants
+    assert [(v.submission, v.ok, v.score, v.detail) for v in pooled.verdicts] == \
+        [(v.submission, v.ok, v.score, v.detail) for v in one.verdicts]
+    assert pooled.catches == one.catches and any(one.catches.values())
 
 
 @pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
