@@ -1,7 +1,7 @@
 """Gradients of submitted functions, judged in the grading process.
 
-    z, (d_mu, d_log_sigma) = hw6.reparameterize.grad(mu, log_sigma, eps, wrt=(0, 1), grad_output=upstream)
-    loss, (g_grads, e_grads) = parameter_grads(sheet10.err, x, m, z, gnet, enet, of=(3, 4))
+    y, (d_a, d_b) = module.f.grad(a, b, eps, wrt=(0, 1), grad_output=upstream)
+    loss, (g_grads, e_grads) = parameter_grads(module.loss, x, z, gnet, enet, of=(2, 3))
 
 The worker never sees the grader's inputs here. It is sent decoys (each tensor's elements in
 an order drawn from a hash of the tensor, the networks' parameters likewise), traces the
