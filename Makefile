@@ -16,14 +16,15 @@ demo: setup
 		$(PYTHON) -m mlgrade.cli run ml-hw6 $$d --results $(OUT)/ml-hw6/$$name.json | tail -n 4; \
 	done
 
-# the full run: every layer, the 25 slowest tests listed at the end (what CI runs)
+# the full run: every layer, in one process per CPU (pytest-xdist), the 25 slowest tests listed at
+# the end (what CI runs)
 test: setup
-	$(PYTHON) -m pytest tests -q --durations=25
+	$(PYTHON) -m pytest tests -q -n auto --durations=25
 
 # the quick loop while working: the slow layers left out by their markers (Docker images, fresh
 # venvs, Dask clusters, full mutant sweeps); `make test` before pushing
 test-quick:
-	$(PYTHON) -m pytest tests -q --durations=10 -m "not docker and not fresh_venv and not cluster and not mutants"
+	$(PYTHON) -m pytest tests -q -n auto --durations=10 -m "not docker and not fresh_venv and not cluster and not mutants"
 
 validate: setup
 	@for a in $$(ls assignments); do $(PYTHON) -m mlgrade.cli validate $$a || exit 1; done

@@ -41,6 +41,10 @@ TAG="mlgrade-autograder:$hash"
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 have "$TAG" && { echo "$TAG"; exit 0; }
+# two builds at once (a test suite in several processes, a cluster and a grading) build each image
+# once: the second waits for the first and finds its image
+exec 8>"/tmp/mlgrade-image-$hash.lock"; flock 8
+have "$TAG" && { echo "$TAG"; exit 0; }
 "$PY" -m zipfile -e "$ZIP" "$ctx/source"
 chmod 755 "$ctx/source"/setup.sh "$ctx/source"/run_autograder
 
@@ -68,11 +72,13 @@ PYEOF
   find_links="$url"
 fi
 
+exec 9>"/tmp/mlgrade-runtime-$runtime_hash.lock"; flock 9
 if ! have "$RUNTIME"; then
   echo "build-image.sh: building the shared runtime $RUNTIME on $BASE_IMAGE" >&2
   DOCKER_BUILDKIT=0 docker build -q "${common[@]}" "${runtime_args[@]}" --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$RUNTIME" \
     -f "$HERE/Dockerfile.runtime" "$ctx/runtime" >&2
 fi
+exec 9>&-
 echo "build-image.sh: building $TAG from $(basename "$ZIP") on $RUNTIME" >&2
 chmod 755 "$ctx"
 cid=$(docker create "${common[@]}" -v "$ctx/source:/mlgrade-zip:ro" -v "$HERE/autograder-layer.sh:/mlgrade-layer.sh:ro" \

@@ -4,17 +4,22 @@ The tests grade on the path users take. The session runs with string hashing fix
 installed command does (:func:`mlgrade.launch.fix_string_hashing`: pytest is started again), and
 every in-process grading takes its fork server from the session's :class:`mlgrade.runner.ForkServers`:
 the first one is a fork of this process at its clean point, as in ``mlgrade run``, and a grading
-after the first imports torch nowhere. The engine's wheel is built once per session.
+after the first imports torch nowhere. `make test` runs the suite in two processes
+(pytest-xdist); the engine's wheel and the fresh venvs' torch are still made once per test run
+(:func:`once_per_run`).
 
 Sandboxed workers run as an unprivileged user when the tests run as root, and the engine
 kills every process of that user when a grading ends. Other gradings on the same machine
 (a colleague's ``mlgrade run``, another test session) would kill our workers and we theirs,
 so the tests use a user of their own, ``mlgrade-tests``, when it exists
-(``useradd --system --no-create-home mlgrade-tests``); otherwise the usual ``mlgrade``.
+(``useradd --system --no-create-home mlgrade-tests``); otherwise the usual ``mlgrade``; and
+each process of an xdist run its own (``mlgrade-gw0``, ...).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import pwd
 import shutil
@@ -58,6 +63,15 @@ def _test_user() -> str | None:
 
 if _test_user() and "MLGRADE_WORKER_USER" not in os.environ:
     os.environ["MLGRADE_WORKER_USER"] = TEST_USER
+# pytest-xdist runs the suite in several processes: each grades with a worker user of its own
+# (``<user>-gw0``, ...; its pools' slots follow the name), or they would reap each other's workers
+if os.environ.get("PYTEST_XDIST_WORKER") and os.geteuid() == 0:
+    from mlgrade.provision import ensure_user, worker_user_name
+
+    _suffix = f"-{os.environ['PYTEST_XDIST_WORKER']}"
+    if not worker_user_name().endswith(_suffix):  # this file is imported twice (as a plugin, by tests)
+        os.environ["MLGRADE_WORKER_USER"] = worker_user_name() + _suffix
+        ensure_user(os.environ["MLGRADE_WORKER_USER"])
 
 
 def pytest_configure(config):
@@ -76,8 +90,11 @@ CLUSTER_FIXTURES = {"dask_cluster", "fresh_cluster"}
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if CLUSTER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        fixtures = getattr(item, "fixturenames", ())
+        if CLUSTER_FIXTURES.intersection(fixtures):
             item.add_marker(pytest.mark.cluster)
+        if "docker_engine" in fixtures:  # through an image's fixture too (test_own_course)
+            item.add_marker(pytest.mark.docker)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -89,12 +106,35 @@ def fork_servers():
         yield servers
 
 
+@contextlib.contextmanager
+def once_per_run(tmp_path_factory, name: str):
+    """A folder ``name`` that every process of this test run shares (pytest-xdist starts several):
+    yields (folder, True) to the first to ask, which makes what goes in it, and (folder, False),
+    once that is done, to the others."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            yield folder, False
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        yield folder, True
+        done.touch()
+
+
 @pytest.fixture(scope="session")
 def engine_wheel(tmp_path_factory) -> Path:
-    """The engine's wheel, built once per session for every zip the tests build."""
+    """The engine's wheel, built once per test run for every zip the tests build."""
     from mlgrade.build import build_wheel
 
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
+    with once_per_run(tmp_path_factory, "wheel") as (folder, first):
+        if first:
+            build_wheel(folder)
+        (wheel,) = folder.glob("*.whl")
+        return wheel
 
 
 TORCH = "torch==2.13.0"  # the CPU build the README has users install first
@@ -102,13 +142,14 @@ TORCH = "torch==2.13.0"  # the CPU build the README has users install first
 
 @pytest.fixture(scope="session")
 def torch_venv(tmp_path_factory) -> Path:
-    """A venv with torch installed the README's way (``pip install torch==2.13.0``), once per session:
+    """A venv with torch installed the README's way (``pip install torch==2.13.0``), once per test run:
     every fresh venv of the tests starts from its packages (:func:`fresh_venv`)."""
-    folder = tmp_path_factory.mktemp("torch-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-    subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", TORCH],
-                   check=True, timeout=1200)
-    return folder
+    with once_per_run(tmp_path_factory, "torch-venv") as (folder, first):
+        if first:
+            subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+            subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                            TORCH], check=True, timeout=1200)
+        return folder
 
 
 def _site_packages(venv: Path) -> Path:
@@ -119,7 +160,7 @@ def _site_packages(venv: Path) -> Path:
 def fresh_venv(folder: Path, torch_venv: Path) -> Path:
     """A new venv at ``folder`` that sees nothing of this machine's packages, with torch and its
     dependencies already in it, as after the README's first step: the files of ``torch_venv``'s
-    distributions, hard-linked (the tests only read them), so that torch is unpacked once per session.
+    distributions, hard-linked (the tests only read them), so that torch is unpacked once per test run.
     Its own pip and setuptools are the ones ``python -m venv`` gave it. Returns the venv's bin folder."""
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
     source, target = _site_packages(torch_venv), _site_packages(folder)

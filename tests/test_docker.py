@@ -10,6 +10,8 @@ the image is reused while the zip is unchanged.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -31,7 +33,7 @@ BASE = os.environ.get("MLGRADE_BASE_IMAGE", "local/debian:bookworm")
 PYTHON_IN_IMAGE = "3.11.2"  # Debian bookworm's python3: the wheelhouse must resolve for it
 
 HOSTILE = '''import json, os
-# tries to write its own results, then never finishes loading
+# tries to write its own results and read the graders, then never finishes loading
 for path in ("/autograder/results/results.json", "/autograder/source/results.json", "results.json"):
     try:
         with open(path, "w") as fh:
@@ -44,9 +46,11 @@ for path in ("/autograder/source/reference/{id}", "/autograder/source/graders/{i
             print(open(os.path.join(path, name)).read()[:100])
     except OSError:
         pass
-while True:
-    pass
+{ending}
 '''
+# how it never finishes loading, one way per assignment: one waits for the load timeout (60 s), the
+# others end their worker at once
+ENDINGS = ["while True:\n    pass", "os._exit(0)", "os.kill(os.getpid(), 9)", "raise SystemExit(0)"]
 IDS = [a.id for a in open_course(ROOT).assignments() if a.has_graders()]
 pytestmark = pytest.mark.docker
 
@@ -57,8 +61,21 @@ def _engine_up() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
 
 
+@contextlib.contextmanager
+def _machine_lock(name: str):
+    """Held by one test process of the machine at a time (pytest-xdist runs several)."""
+    with open(f"/tmp/mlgrade-tests-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="module")
 def docker_engine():
+    with _machine_lock("docker-engine"):
+        _start_engine()
+
+
+def _start_engine():
     if not _engine_up() and os.environ.get("CI") and os.geteuid() == 0 and ENGINE_SCRIPT.is_file():
         subprocess.run(["bash", str(ENGINE_SCRIPT)], check=False, timeout=900)
     if not _engine_up():
@@ -74,16 +91,21 @@ def docker_engine():
 def _wheelhouse() -> Path:
     """pip download the pinned dependencies once (cached; a second run only checks)."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    with _machine_lock("wheelhouse"):
+        return _download(WHEELHOUSE)
+
+
+def _download(folder: Path) -> Path:
     reqs = sorted({pin for aid in IDS for pin in pinned_requirements(open_course(ROOT).get(aid))})
-    stamp = WHEELHOUSE / ".requirements"
+    stamp = folder / ".requirements"
     if stamp.is_file() and stamp.read_text() == "\n".join(reqs):
-        return WHEELHOUSE
-    req_file = WHEELHOUSE / "requirements.in"
+        return folder
+    req_file = folder / "requirements.in"
     req_file.write_text("\n".join(reqs) + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(WHEELHOUSE), "-r", str(req_file),
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(folder), "-r", str(req_file),
                     "--only-binary=:all:", "--python-version", PYTHON_IN_IMAGE], check=True, timeout=900)
     stamp.write_text("\n".join(reqs))
-    return WHEELHOUSE
+    return folder
 
 
 @pytest.fixture(scope="module", params=IDS)
@@ -140,7 +162,7 @@ def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
     bad = tmp_path / "hostile"  # the hostile file alone (as Python, under a name its file accepts)
     bad.mkdir()
     as_python = next((n for n in a.files[0].accept if n.endswith(".py")), a.files[0].name)
-    (bad / as_python).write_text(HOSTILE.replace("{id}", aid))
+    (bad / as_python).write_text(HOSTILE.replace("{id}", aid).replace("{ending}", ENDINGS[IDS.index(aid) % len(ENDINGS)]))
     submissions = {"reference": _submission(tmp_path / "ref", a.reference_dir, a.files),
                    "template": _submission(tmp_path / "tpl", a.template_dir, a.files),
                    "hostile": bad}  # last: a grading after it would start where it left the container
