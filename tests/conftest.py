@@ -4,7 +4,7 @@ The tests grade on the path users take. The session runs with string hashing fix
 installed command does (:func:`mlgrade.launch.fix_string_hashing`: pytest is started again), and
 every in-process grading takes its fork server from the session's :class:`mlgrade.runner.ForkServers`:
 the first one is a fork of this process at its clean point, as in ``mlgrade run``, and a grading
-after the first imports torch nowhere. `make test` runs the suite in two processes
+after the first imports torch nowhere. `make test` runs the suite in one process per CPU
 (pytest-xdist); the engine's wheel and the fresh venvs' torch are still made once per test run
 (:func:`once_per_run`).
 
@@ -107,6 +107,14 @@ def fork_servers():
 
 
 @contextlib.contextmanager
+def file_lock(path: Path | str):
+    """Held by one process at a time (pytest-xdist runs the suite in several)."""
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
 def once_per_run(tmp_path_factory, name: str):
     """A folder ``name`` that every process of this test run shares (pytest-xdist starts several):
     yields (folder, True) to the first to ask, which makes what goes in it, and (folder, False),
@@ -114,8 +122,7 @@ def once_per_run(tmp_path_factory, name: str):
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     folder, done = shared / name, shared / f"{name}.done"
-    with open(shared / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(shared / f"{name}.lock"):
         if done.exists():
             yield folder, False
             return

@@ -10,8 +10,6 @@ the image is reused while the zip is unchanged.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -24,6 +22,7 @@ import pytest
 
 from mlgrade.course import open_course
 from mlgrade.build import build_autograder, pinned_requirements
+from conftest import file_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_SCRIPT = ROOT.parent / "shared" / "tools" / "docker-engine.sh"
@@ -61,17 +60,9 @@ def _engine_up() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
 
 
-@contextlib.contextmanager
-def _machine_lock(name: str):
-    """Held by one test process of the machine at a time (pytest-xdist runs several)."""
-    with open(f"/tmp/mlgrade-tests-{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 @pytest.fixture(scope="module")
 def docker_engine():
-    with _machine_lock("docker-engine"):
+    with file_lock("/tmp/mlgrade-tests-docker-engine.lock"):  # one engine start for the run's processes
         _start_engine()
 
 
@@ -91,21 +82,17 @@ def _start_engine():
 def _wheelhouse() -> Path:
     """pip download the pinned dependencies once (cached; a second run only checks)."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
-    with _machine_lock("wheelhouse"):
-        return _download(WHEELHOUSE)
-
-
-def _download(folder: Path) -> Path:
     reqs = sorted({pin for aid in IDS for pin in pinned_requirements(open_course(ROOT).get(aid))})
-    stamp = folder / ".requirements"
-    if stamp.is_file() and stamp.read_text() == "\n".join(reqs):
-        return folder
-    req_file = folder / "requirements.in"
-    req_file.write_text("\n".join(reqs) + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(folder), "-r", str(req_file),
-                    "--only-binary=:all:", "--python-version", PYTHON_IN_IMAGE], check=True, timeout=900)
-    stamp.write_text("\n".join(reqs))
-    return folder
+    stamp = WHEELHOUSE / ".requirements"
+    with file_lock(WHEELHOUSE / ".lock"):
+        if stamp.is_file() and stamp.read_text() == "\n".join(reqs):
+            return WHEELHOUSE
+        req_file = WHEELHOUSE / "requirements.in"
+        req_file.write_text("\n".join(reqs) + "\n")
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(WHEELHOUSE), "-r", str(req_file),
+                        "--only-binary=:all:", "--python-version", PYTHON_IN_IMAGE], check=True, timeout=900)
+        stamp.write_text("\n".join(reqs))
+        return WHEELHOUSE
 
 
 @pytest.fixture(scope="module", params=IDS)
