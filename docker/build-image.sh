@@ -2,6 +2,7 @@
 # Build (once per zip) the image of an autograder zip in Gradescope's layout; print its tag.
 #
 #   docker/build-image.sh ZIP
+#   docker/build-image.sh --print-tag ZIP   (the tag only, built or not: e.g. to remove the image)
 #
 # Two images, in the order of their cost. The runtime (docker/Dockerfile.runtime: Python, torch and
 # the engine's dependencies, from the zip's setup.sh --runtime and engine-requirements.txt) is
@@ -18,7 +19,9 @@
 # "host", needed for a local/debian base without a bridge; also lets the build fetch the zip's
 # wheelhouse from this host).
 set -euo pipefail
-[ $# -ge 1 ] || { echo "usage: $0 ZIP" >&2; exit 2; }
+print_tag=""
+[ "${1:-}" = --print-tag ] && { print_tag=1; shift; }
+[ $# -ge 1 ] || { echo "usage: $0 [--print-tag] ZIP" >&2; exit 2; }
 ZIP=$(realpath "$1")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BASE_IMAGE=${BASE_IMAGE:-gradescope/autograder-base:latest}
@@ -38,6 +41,7 @@ runtime_hash=$( (cd "$ctx/runtime" && sha256sum setup.sh engine-requirements.txt
 RUNTIME="mlgrade-runtime:$runtime_hash"
 hash=$( (sha256sum "$ZIP"; sha256sum "$HERE/autograder-layer.sh"; echo "$RUNTIME") | sha256sum | cut -c1-16)
 TAG="mlgrade-autograder:$hash"
+[ -n "$print_tag" ] && { echo "$TAG"; exit 0; }
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 have "$TAG" && { echo "$TAG"; exit 0; }

@@ -96,9 +96,11 @@ def _wheelhouse() -> Path:
 
 
 @pytest.fixture(scope="module", params=IDS)
-def image_zip(request, docker_engine, tmp_path_factory, engine_wheel) -> tuple[str, Path]:
+def image_zip(request, docker_engine, tmp_path_factory, engine_wheel):
     a = open_course(ROOT).get(request.param)
-    return a.id, build_autograder(a, tmp_path_factory.mktemp("dist"), wheelhouse=_wheelhouse(), wheel=engine_wheel)
+    zip_path = build_autograder(a, tmp_path_factory.mktemp("dist"), wheelhouse=_wheelhouse(), wheel=engine_wheel)
+    yield a.id, zip_path
+    remove_image(zip_path)
 
 
 def _grade_sh(zip_path: Path, *pairs: Path) -> subprocess.CompletedProcess:
@@ -126,11 +128,18 @@ def grade_in_turn(zip_path: Path, submissions: dict[str, Path], out: Path) -> di
     return {name: json.loads((out / name / "results.json").read_text()) for name in submissions}
 
 
-def _tag(zip_path: Path) -> str:
-    """The tag of the zip's image (built by then: build-image.sh only names it)."""
-    out = subprocess.run(["bash", str(ROOT / "docker" / "build-image.sh"), str(zip_path)], capture_output=True,
+def _tag(zip_path: Path, *options: str) -> str:
+    """The tag of the zip's image, built if it is not yet (with ``--print-tag``: named only)."""
+    out = subprocess.run(["bash", str(ROOT / "docker" / "build-image.sh"), *options, str(zip_path)], capture_output=True,
                          text=True, check=True, env={**os.environ, "BASE_IMAGE": BASE, "BUILD_NETWORK": "host"})
     return out.stdout.split()[-1]
+
+
+def remove_image(zip_path: Path) -> None:
+    """Remove the zip's image once its tests are done: every test run builds a new wheel, so new zips
+    whose images no later run uses, and with the vfs driver each is a 1.3 GB copy that would pile up
+    run after run. The shared runtime image (torch) stays for the next run."""
+    subprocess.run(["docker", "image", "rm", "-f", _tag(zip_path, "--print-tag")], capture_output=True, check=False)
 
 
 def _submission(folder: Path, source: Path, files) -> Path:
@@ -154,7 +163,9 @@ def test_reference_template_and_hostile_in_container(image_zip, tmp_path):
                    "template": _submission(tmp_path / "tpl", a.template_dir, a.files),
                    "hostile": bad}  # last: a grading after it would start where it left the container
     start = time.monotonic()
+    named = _tag(zip_path, "--print-tag")  # what remove_image removes
     tag = _tag(zip_path)  # built here; probed in a container of its own while the gradings run
+    assert tag == named
     ref_file = f"/autograder/source/reference/{aid}/{a.files[0].name}"
     grader = sorted(a.graders_dir.glob("*.py"))[0].name
     probe = subprocess.Popen(["docker", "run", "--rm", "--network", "none", tag, "bash", "-c",

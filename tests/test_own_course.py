@@ -17,7 +17,7 @@ import pytest
 
 from conftest import fresh_venv
 from mlgrade.build import build_wheel, pinned_requirements
-from test_docker import _wheelhouse, docker_engine, grade as grade_in_docker, grade_in_turn  # noqa: F401  (a fixture)
+from test_docker import _wheelhouse, docker_engine, grade as grade_in_docker, grade_in_turn, remove_image  # noqa: F401  (a fixture)
 
 CONTRACT = '''id = "ridge"
 title = "Homework 3: ridge regression and the logistic loss"
@@ -222,7 +222,8 @@ def autograder_zip(instructor, docker_engine):  # noqa: F811
         pins = zf.read("requirements.txt").decode().split()
     assert "graders/ridge/test_ridge.py" in names and "assignments/ridge/assignment.toml" in names
     assert all("==" in p for p in pins) and not [p for p in pins if p.startswith(("scikit-learn", "cvxopt", "pip=="))]
-    return zip_path
+    yield zip_path
+    remove_image(zip_path)
 
 
 SUBMISSIONS = {"correct": CORRECT, "partial": PARTIAL, "wrong": WRONG}
